@@ -1,0 +1,37 @@
+"""Defaults shared by every configs/<model>.py: data, training protocol (MMRec's) and evaluation."""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.task = "graph"
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dir = config_dict.placeholder(str)  # None: the built-in synthetic dataset
+    config.data.synthetic = ml_collections.ConfigDict(dict(
+        num_users=1000, num_items=600, latent_dim=16, mean_interactions=20.0, num_categories=8,
+        modalities=dict(image=(64, 0.5), text=(32, 1.0)), popularity_skew=1.0, seed=0))
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "lightgcn"
+    config.model.embed_dim = 64
+    config.model.init = "xavier_uniform"
+    config.model.reg_weight = 0.01
+
+    config.train = ml_collections.ConfigDict()
+    config.train.num_epochs = 1000
+    config.train.batch_size = 2048
+    config.train.learning_rate = 1e-3
+    config.train.lr_decay = 1.0  # lr * lr_decay ** (epoch / lr_decay_every); 1.0 = constant
+    config.train.lr_decay_every = 50
+    config.train.seed = 999
+    config.train.patience = 20
+    config.train.negative_pool = "train_items"  # MMRec draws negatives among items seen in training
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.ks = (5, 10, 20, 50)
+    config.eval.monitor = "recall@20"
+    config.eval.batch_size = 4096
+    return config

@@ -1,0 +1,1 @@
+"""Training: the protocol/trainer seam, the shared loop and the entry point."""

@@ -1,0 +1,57 @@
+"""What a run leaves in its workdir: metrics.jsonl, results.json and curves.png."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import ml_collections
+
+logger = logging.getLogger(__name__)
+
+
+class RunWriter:
+    """Appends one JSON line per epoch and writes the final results and plot."""
+
+    def __init__(self, workdir: str):
+        os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self.records: list[dict[str, Any]] = []
+        open(self.metrics_path, "w").close()
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def results(self, results: dict[str, Any], config: ml_collections.ConfigDict) -> None:
+        path = os.path.join(self.workdir, "results.json")
+        with open(path, "w") as f:
+            json.dump({**results, "config": config.to_dict()}, f, indent=2, default=str)
+        plot_curves(self.records, str(results.get("monitor", "recall@20")),
+                    os.path.join(self.workdir, "curves.png"))
+        logger.info("wrote %s, %s and curves.png", path, self.metrics_path)
+
+
+def plot_curves(records: list[dict[str, Any]], monitor: str, path: str) -> None:
+    """Training loss and the monitored valid metric per epoch, best epoch marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax_loss.plot(epochs, [r["loss"] for r in records])
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax_metric.plot(epochs, [r["valid"].get(monitor) for r in records])
+    best = [r["epoch"] for r in records if r.get("best")]
+    if best:
+        ax_metric.axvline(best[-1], color="grey", linestyle="--", label=f"best epoch {best[-1]}")
+        ax_metric.legend()
+    ax_metric.set(xlabel="epoch", ylabel=f"valid {monitor}", title=f"valid {monitor}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,43 @@
+"""The seam between a protocol (graph top-K, sequential, cold-start) and the shared trainer.
+
+A protocol supplies batches, a loss and a scorer; the trainer owns the optimiser, the jitted epoch,
+evaluation, early stopping and reporting, so no protocol copies the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from mmjax.eval import EvalSet
+
+Params = Any
+Consts = Any  # pytree of device arrays the model reads but never trains (graphs, features)
+Batch = Mapping[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Everything protocol-specific that the trainer needs.
+
+    init_params(rng) -> params.
+    loss_fn(params, consts, batch, rng) -> (scalar loss, dict of scalar parts); pure, jittable.
+    epoch_batches(epoch) -> dict of numpy arrays stacked [steps, batch, ...]; deterministic in
+      (seed, epoch) so that a resumed run sees the batches an uninterrupted one would.
+    score_state(params, consts) -> pytree that score_fn reads (e.g. final embeddings); jittable.
+    score_fn(state, users) -> scores [len(users), num_items]; the same function object every epoch.
+    eval_sets: 'valid' and 'test' ground truth with the items to mask.
+    """
+
+    model_name: str
+    dataset_name: str
+    init_params: Callable[[jax.Array], Params]
+    loss_fn: Callable[[Params, Consts, Batch, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+    epoch_batches: Callable[[int], dict[str, np.ndarray]]
+    score_state: Callable[[Params, Consts], Any]
+    score_fn: Callable[[Any, jax.Array], jax.Array]
+    consts: Consts
+    eval_sets: Mapping[str, EvalSet]

@@ -1,0 +1,90 @@
+"""The command line end to end: a synthetic run's outputs, and bad input as a one-line error, exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "userID\titemID\trating\ttimestamp\tx_label\n"
+
+
+def run_main(workdir, *overrides, config="configs/bpr.py"):
+    command = [sys.executable, "-m", "mmjax.main", f"--config={config}", f"--workdir={workdir}", *overrides]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def write_dir(path, inter_text, features=None):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "toy.inter").write_text(inter_text)
+    for name, array in (features or {}).items():
+        np.save(path / f"{name}_feat.npy", array)
+    return path
+
+
+def good_rows():
+    rows = []
+    for user in range(4):
+        for item in range(5):
+            rows.append(f"{user}\t{(user + item) % 6}\t5\t0\t{0 if item < 3 else item - 2}\n")
+    return rows
+
+
+def test_synthetic_run_writes_metrics_results_and_plot(tmp_path):
+    proc = run_main(tmp_path, "--config.train.num_epochs=3", "--config.data.synthetic.num_users=200",
+                    "--config.data.synthetic.num_items=100", config="configs/lightgcn.py")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for key in ("model", "dataset", "best_epoch", "valid", "test", "seconds_per_epoch", "dataset_checksum",
+                "commit", "command", "seed"):
+        assert key in results, key
+    assert results["model"] == "lightgcn" and results["dataset"] == "synthetic"
+    assert set(results["test"]) >= {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "map")
+                                    for k in (5, 10, 20, 50)}
+    assert 0 <= results["best_epoch"] <= 2
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "epoch    2" in proc.stderr  # progress on the terminal
+
+
+BAD_INPUTS = {
+    "missing directory": (lambda p: p / "nope", "nope"),
+    "missing column": (lambda p: write_dir(p / "d", "userID\titemID\n0\t1\n"), "x_label"),
+    "negative id": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()) + "-1\t2\t5\t0\t0\n"), "line"),
+    "non-integer id": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()) + "0\tabc\t5\t0\t0\n"), "line"),
+    "empty train split": (lambda p: write_dir(p / "d", HEADER + "0\t1\t5\t0\t1\n1\t2\t5\t0\t2\n"), "train"),
+    "nan feature": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()),
+                                        {"image": np.full((6, 4), np.nan, np.float32)}), "image_feat.npy"),
+    "item beyond feature rows": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()),
+                                                     {"image": np.ones((3, 4), np.float32)}), "image_feat.npy"),
+    "feature row mismatch": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()),
+                                                 {"image": np.ones((6, 4), np.float32),
+                                                  "text": np.ones((7, 4), np.float32)}), "_feat.npy"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2(tmp_path, case):
+    make, expected_word = BAD_INPUTS[case]
+    data_dir = make(tmp_path)
+    proc = run_main(tmp_path / "run", f"--config.data.dir={data_dir}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert expected_word in errors[0]
+
+
+@pytest.mark.parametrize("override,field", [("--config.train.batch_size=0", "train.batch_size"),
+                                            ("--config.model.name=nope", "model.name"),
+                                            ("--config.train.learning_rate=-1.0", "train.learning_rate")])
+def test_bad_config_value_is_one_line_exit_2(tmp_path, override, field):
+    proc = run_main(tmp_path, override, "--config.data.synthetic.num_users=50",
+                    "--config.data.synthetic.num_items=40")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert field in proc.stderr
