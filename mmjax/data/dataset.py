@@ -1,0 +1,218 @@
+"""The in-memory dataset every loader returns: validated, read-only numpy arrays of one split.
+
+A dataset holds (user, item) pairs of the train/valid/test splits, per-item modality features and
+optional item categories. It is built once on the host and never imports jax.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from mmjax.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+EVAL_SPLITS = ("valid", "test")
+MAX_ID = 2**31 - 1  # ids are stored as int32
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view, so a frozen dataset stays frozen without copying the caller's array."""
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+def _as_pairs(split: str, pairs: object, num_users: int, num_items: int) -> np.ndarray:
+    """Checks one split's pairs (integer [n, 2], ids in range) and returns them as read-only int32."""
+    array = np.asarray(pairs)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise DataError(f"{split}: expected an array of (user, item) pairs with shape [n, 2], got {array.shape}")
+    if len(array) and not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{split}: expected integer (user, item) pairs, got dtype {array.dtype}")
+    if len(array):
+        for column, (what, limit) in enumerate((("user", num_users), ("item", num_items))):
+            ids = array[:, column]
+            bad = np.flatnonzero((ids < 0) | (ids >= limit))
+            if len(bad):
+                raise DataError(f"{split} row {bad[0]}: {what} id {ids[bad[0]]} is outside [0, {limit})")
+    return _read_only(array.astype(np.int32, copy=False))
+
+
+def _as_features(features: Mapping[str, object], num_items: int) -> dict[str, np.ndarray]:
+    """Checks each modality ([num_items, dim>=1], numeric, finite) and returns read-only float32 arrays."""
+    out = {}
+    for name in sorted(features):
+        if not isinstance(name, str) or not name:
+            raise DataError(f"features: modality names must be non-empty strings, got {name!r}")
+        array = np.asarray(features[name])
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise DataError(f"features[{name!r}]: expected a float or integer array, got dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[0] != num_items or array.shape[1] < 1:
+            raise DataError(f"features[{name!r}]: expected shape [{num_items}, dim >= 1], got {array.shape}")
+        array = array.astype(np.float32, copy=False)
+        bad_row = first_non_finite_row(array)
+        if bad_row is not None:
+            raise DataError(f"features[{name!r}] row {bad_row}: contains NaN or inf; features must be finite")
+        out[name] = _read_only(array)
+    return out
+
+
+def first_non_finite_row(array: np.ndarray) -> int | None:
+    """Index of the first row holding NaN or inf, or None when every value is finite."""
+    finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+    return None if finite.all() else int(np.argmin(finite))
+
+
+def _as_category(category: object, num_items: int) -> np.ndarray:
+    """Checks the item categories (integer [num_items], >= 0) and returns them as read-only int32."""
+    array = np.asarray(category)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"item_category: expected an integer array, got dtype {array.dtype}")
+    if array.shape != (num_items,):
+        raise DataError(f"item_category: expected shape [{num_items}], got {array.shape}")
+    bad = np.flatnonzero((array < 0) | (array > MAX_ID))
+    if len(bad):
+        raise DataError(f"item_category row {bad[0]}: category {array[bad[0]]} is not in [0, 2**31)")
+    return _read_only(array.astype(np.int32, copy=False))
+
+
+def pair_keys(pairs: np.ndarray, num_items: int) -> np.ndarray:
+    """One int64 key per (user, item) pair: user * num_items + item (unique per pair)."""
+    return pairs[:, 0].astype(np.int64) * num_items + pairs[:, 1]
+
+
+def arrays_checksum(named_arrays: Iterable[tuple[str, np.ndarray]]) -> str:
+    """sha256 hex over each array's name, dtype, shape and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for name, array in named_arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class InteractionDataset:
+    """Validated (user, item) splits plus per-item features; arrays are read-only.
+
+    `valid` and `test` keep every row, including those of users without a train interaction;
+    `eval_pairs` is the evaluation view that drops such users (MMRec's filter_out_cod_start_users).
+    Equality is identity (arrays have no single truth value); compare `checksum`s instead.
+    """
+
+    name: str
+    num_users: int
+    num_items: int
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    features: Mapping[str, np.ndarray]
+    item_category: np.ndarray | None = None
+    checksum: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("num_users", "num_items"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_ID:
+                raise DataError(f"{field}: expected an integer in [1, 2**31), got {value!r}")
+            object.__setattr__(self, field, int(value))
+        for split in SPLITS:
+            object.__setattr__(self, split, _as_pairs(split, getattr(self, split), self.num_users, self.num_items))
+        if len(self.train) == 0:
+            raise DataError(f"dataset {self.name!r}: the train split is empty")
+        keys = np.sort(np.concatenate([pair_keys(getattr(self, split), self.num_items) for split in SPLITS]))
+        if np.any(keys[1:] == keys[:-1]):
+            raise DataError(f"dataset {self.name!r}: a (user, item) pair occurs more than once across the splits")
+        object.__setattr__(self, "features", _as_features(self.features, self.num_items))
+        if self.item_category is not None:
+            object.__setattr__(self, "item_category", _as_category(self.item_category, self.num_items))
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Names of the feature modalities, sorted."""
+        return tuple(sorted(self.features))
+
+    @functools.cached_property
+    def _train_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        users, items = self.train[:, 0], self.train[:, 1]
+        order = np.lexsort((items, users))
+        indptr = np.zeros(self.num_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=self.num_users), out=indptr[1:])
+        return _read_only(indptr), _read_only(items[order].astype(np.int32))
+
+    def train_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr int64 [num_users + 1], indices int32): each user's train items, sorted; cached."""
+        return self._train_csr
+
+    @functools.cached_property
+    def _user_train_counts(self) -> np.ndarray:
+        return _read_only(np.bincount(self.train[:, 0], minlength=self.num_users).astype(np.int64))
+
+    def user_train_counts(self) -> np.ndarray:
+        """Number of train interactions per user, int64 [num_users]; cached, read-only."""
+        return self._user_train_counts
+
+    @functools.cached_property
+    def _item_train_counts(self) -> np.ndarray:
+        return _read_only(np.bincount(self.train[:, 1], minlength=self.num_items).astype(np.int64))
+
+    def item_train_counts(self) -> np.ndarray:
+        """Number of train interactions per item, int64 [num_items]; cached, read-only."""
+        return self._item_train_counts
+
+    def eval_pairs(self, split: str) -> np.ndarray:
+        """The split's pairs of users with >= 1 train interaction (others cannot be ranked fairly)."""
+        if split not in EVAL_SPLITS:
+            raise DataError(f"eval split: expected one of {EVAL_SPLITS}, got {split!r}")
+        pairs = getattr(self, split)
+        kept = pairs[self.user_train_counts()[pairs[:, 0]] > 0]
+        if len(kept) == 0:
+            raise DataError(f"dataset {self.name!r}: split {split!r} has no user with a train interaction")
+        return kept
+
+    def summary(self) -> str:
+        """A multi-line human summary: sizes, splits, modalities, users/items without train interactions."""
+        user_counts, item_counts = self.user_train_counts(), self.item_train_counts()
+        no_train_users = user_counts == 0
+        lines = [
+            f"dataset {self.name!r} from {self.source or '?'} (sha256 {self.checksum[:12] or '?'})",
+            f"  users {self.num_users}, items {self.num_items}",
+            f"  train {len(self.train)}, valid {len(self.valid)}, test {len(self.test)} (user, item) pairs",
+        ]
+        if self.features:
+            dims = ", ".join(f"{name} {array.shape[1]}" for name, array in self.features.items())
+            lines.append(f"  modalities: {dims}")
+        else:
+            lines.append("  modalities: none")
+        if self.item_category is not None:
+            lines.append(f"  item categories: {len(np.unique(self.item_category))} distinct")
+        excluded = {split: int(np.sum(no_train_users[getattr(self, split)[:, 0]])) for split in EVAL_SPLITS}
+        lines.append(f"  users without a train interaction: {int(no_train_users.sum())} "
+                     f"(their {excluded['valid']} valid / {excluded['test']} test rows are not evaluated)")
+        lines.append(f"  items without a train interaction (cold): {int(np.sum(item_counts == 0))} "
+                     "(kept in ranking and ground truth)")
+        return "\n".join(lines)
+
+
+def log_dataset_report(dataset: InteractionDataset) -> None:
+    """Logs the dataset's counts and, explicitly, what evaluation leaves out and why (INFO)."""
+    user_counts, item_counts = dataset.user_train_counts(), dataset.item_train_counts()
+    no_train_users = user_counts == 0
+    logger.info("dataset %r (%s): %d users, %d items; train %d, valid %d, test %d; modalities %s",
+                dataset.name, dataset.source, dataset.num_users, dataset.num_items, len(dataset.train),
+                len(dataset.valid), len(dataset.test),
+                ", ".join(f"{n} ({a.shape[1]}-d)" for n, a in dataset.features.items()) or "none")
+    excluded = {split: int(np.sum(no_train_users[getattr(dataset, split)[:, 0]])) for split in EVAL_SPLITS}
+    logger.info("%d users have no train interaction; their %d valid and %d test rows are excluded from "
+                "evaluation", int(no_train_users.sum()), excluded["valid"], excluded["test"])
+    logger.info("%d items have no train interaction (cold items); they stay in the ranking and the ground truth",
+                int(np.sum(item_counts == 0)))

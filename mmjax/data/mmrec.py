@@ -1,0 +1,250 @@
+"""Loader for an MMRec dataset directory: `<name>.inter` + `<modality>_feat.npy` (+ `item_category.npy`).
+
+Parsing is vectorised (baby's 160k lines load in a fraction of a second); when a check fails, the
+first offending line is located and reported in one line naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mmjax.data.dataset import MAX_ID, InteractionDataset, first_non_finite_row, log_dataset_report
+from mmjax.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
+FEATURE_SUFFIX = "_feat.npy"
+CATEGORY_FILE = "item_category.npy"
+NPY_MAGIC = b"\x93NUMPY"
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def list_files(directory: Path) -> tuple[Path, list[Path], Path | None]:
+    """The single .inter file, the sorted *_feat.npy files and the optional item_category.npy."""
+    if not directory.exists():
+        raise DataError(f"data directory {directory} does not exist")
+    if not directory.is_dir():
+        raise DataError(f"data directory {directory} is not a directory")
+    inter = sorted(p for p in directory.iterdir() if p.suffix == ".inter" and p.is_file())
+    if not inter:
+        raise DataError(f"{directory}: no .inter file found; expected exactly one <name>.inter")
+    if len(inter) > 1:
+        raise DataError(f"{directory}: found {len(inter)} .inter files ({', '.join(p.name for p in inter)}); "
+                        "expected exactly one")
+    features = sorted(p for p in directory.iterdir() if p.name.endswith(FEATURE_SUFFIX) and p.is_file())
+    category = directory / CATEGORY_FILE
+    return inter[0], features, category if category.is_file() else None
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; an OS error becomes a DataError naming the file."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path.name}: cannot be read ({error.strerror or error})") from None
+
+
+def files_checksum(files: dict[str, bytes]) -> str:
+    """sha256 over each file's name, a NUL, its byte length and its bytes, in sorted name order."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + len(files[name]).to_bytes(8, "little"))
+        digest.update(files[name])
+    return digest.hexdigest()
+
+
+def split_table(file_name: str, data: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Tab-separated text -> (header, fields str [rows, columns], 1-based line numbers of the rows).
+
+    Blank lines are skipped (they carry no data); every other line must have as many fields as the header.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{file_name} line {line}: not valid UTF-8 text") from None
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise DataError(f"{file_name} is empty; expected a tab-separated header with columns "
+                        f"{', '.join(REQUIRED_COLUMNS)} and one row per interaction")
+    lines = text.split("\n")
+    header = [column.strip() for column in lines[0].split("\t")]
+    body = lines[1:]
+    while body and not body[-1].strip():  # the usual final newline, without a copy of the body
+        body.pop()
+    if not body:
+        return header, np.empty((0, len(header)), dtype="<U1"), np.empty(0, dtype=np.int64)
+    rows = np.array(body)
+    keep = np.strings.strip(rows) != ""
+    line_numbers = np.flatnonzero(keep) + 2
+    if not keep.all():
+        rows = rows[keep]
+        body = [body[i] for i in line_numbers - 2]
+    num_fields = np.strings.count(rows, "\t") + 1
+    bad = np.flatnonzero(num_fields != len(header))
+    if len(bad):
+        raise DataError(f"{file_name} line {line_numbers[bad[0]]}: expected {len(header)} tab-separated fields "
+                        f"as in the header, found {num_fields[bad[0]]}")
+    if not body:
+        return header, np.empty((0, len(header)), dtype="<U1"), line_numbers
+    fields = np.array("\t".join(body).split("\t")).reshape(len(body), len(header))
+    return header, fields, line_numbers
+
+
+def column_indices(file_name: str, header: list[str]) -> dict[str, int]:
+    """Position of each required column; names the missing ones and those found."""
+    duplicated = sorted({c for c in header if header.count(c) > 1 and c in REQUIRED_COLUMNS})
+    if duplicated:
+        raise DataError(f"{file_name} line 1: column {duplicated[0]!r} appears more than once in the header")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{file_name} line 1: header is missing column(s) {', '.join(map(repr, missing))}; "
+                        f"found columns {', '.join(map(repr, header))}")
+    return {column: header.index(column) for column in REQUIRED_COLUMNS}
+
+
+def parse_ids(file_name: str, column: str, values: np.ndarray, line_numbers: np.ndarray) -> np.ndarray:
+    """Decimal non-negative integers below 2**31 -> int64; the first bad field is reported with its line."""
+    stripped = np.strings.strip(values)
+    valid = np.strings.isdecimal(stripped) & (np.strings.str_len(stripped) <= 10)
+    parsed = np.zeros(len(values), dtype=np.int64)
+    if valid.all():
+        try:
+            ascii_digits = stripped.astype(np.bytes_)
+        except UnicodeEncodeError:  # non-ASCII decimal digits such as '٣' are not ids
+            valid = np.array([value.isascii() for value in stripped.tolist()])
+        else:
+            parsed = ascii_digits.astype(np.int64)
+            valid = parsed <= MAX_ID
+    if not valid.all():
+        row = int(np.argmin(valid))
+        raise DataError(f"{file_name} line {line_numbers[row]}: {column} {str(values[row])!r} is not a "
+                        "non-negative integer below 2**31")
+    return parsed
+
+
+def parse_inter(file_name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(users int64, items int64, labels int64 in {0, 1, 2}, line numbers) of every row of an .inter file."""
+    header, fields, line_numbers = split_table(file_name, data)
+    columns = column_indices(file_name, header)
+    users = parse_ids(file_name, "userID", fields[:, columns["userID"]], line_numbers)
+    items = parse_ids(file_name, "itemID", fields[:, columns["itemID"]], line_numbers)
+    raw_labels = fields[:, columns["x_label"]]
+    stripped = np.strings.strip(raw_labels)
+    bad = np.flatnonzero((stripped != "0") & (stripped != "1") & (stripped != "2"))
+    if len(bad):
+        raise DataError(f"{file_name} line {line_numbers[bad[0]]}: x_label {str(raw_labels[bad[0]])!r} is not "
+                        "0 (train), 1 (valid) or 2 (test)")
+    labels = stripped.astype(np.int64)
+    if not np.any(labels == 0):
+        raise DataError(f"{file_name}: the train split is empty (no row with x_label 0)")
+    return users, items, labels, line_numbers
+
+
+def load_matrix(file_name: str, data: bytes) -> np.ndarray:
+    """A .npy array from bytes (no pickles); unreadable content becomes a DataError naming the file."""
+    if not data.startswith(NPY_MAGIC):
+        raise DataError(f"{file_name}: not a .npy file (it does not start with the .npy magic bytes)")
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise DataError(f"{file_name}: cannot be read as a .npy array ({error})") from None
+
+
+def load_features(files: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """Each `<modality>_feat.npy` as float32 [rows, dim]: 2-D, numeric, finite, same row count."""
+    features: dict[str, np.ndarray] = {}
+    for file_name, data in sorted(files.items()):
+        modality = file_name[: -len(FEATURE_SUFFIX)]
+        if not modality:
+            raise DataError(f"{file_name}: the modality name (the prefix before {FEATURE_SUFFIX}) is empty")
+        array = load_matrix(file_name, data)
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise DataError(f"{file_name}: expected a float or integer array, got dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[1] < 1:
+            raise DataError(f"{file_name}: expected a 2-D array [items, dim >= 1], got shape {array.shape}")
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float32, copy=False)
+        bad_row = first_non_finite_row(array)
+        if bad_row is not None:
+            raise DataError(f"{file_name} row {bad_row}: contains NaN or inf (or a value beyond float32); "
+                            "features must be finite")
+        features[modality] = array
+    rows = {name + FEATURE_SUFFIX: len(array) for name, array in features.items()}
+    if len(set(rows.values())) > 1:
+        raise DataError("feature files disagree on the number of rows (items): "
+                        + ", ".join(f"{name} {count}" for name, count in rows.items()))
+    return features
+
+
+def load_category(data: bytes) -> np.ndarray:
+    """item_category.npy as an integer array [rows]: 1-D, non-negative, below 2**31."""
+    array = load_matrix(CATEGORY_FILE, data)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{CATEGORY_FILE}: expected an integer array, got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise DataError(f"{CATEGORY_FILE}: expected a 1-D array [items], got shape {array.shape}")
+    bad = np.flatnonzero((array < 0) | (array > MAX_ID))
+    if len(bad):
+        raise DataError(f"{CATEGORY_FILE} row {bad[0]}: category {array[bad[0]]} is not in [0, 2**31)")
+    return array
+
+
+def drop_duplicates(keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices (in file order) of the rows to keep: per key, the smallest label, then the first row."""
+    order = np.lexsort((np.arange(len(keys)), labels, keys))
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[order[1:]] != keys[order[:-1]]
+    return np.sort(order[first])
+
+
+def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
+    """Loads and validates an MMRec directory; logs what evaluation will leave out."""
+    start = time.perf_counter()
+    directory = Path(path)
+    inter_path, feature_paths, category_path = list_files(directory)
+    name = inter_path.stem
+    blobs = {p.name: read_bytes(p) for p in [inter_path, *feature_paths]
+             + ([category_path] if category_path else [])}
+    users, items, labels, line_numbers = parse_inter(inter_path.name, blobs[inter_path.name])
+    features = load_features({p.name: blobs[p.name] for p in feature_paths})
+    category = load_category(blobs[CATEGORY_FILE]) if category_path else None
+
+    item_files = {p.name: len(features[p.name[: -len(FEATURE_SUFFIX)]]) for p in feature_paths}
+    if category is not None:
+        item_files[CATEGORY_FILE] = len(category)
+    if len(set(item_files.values())) > 1:
+        raise DataError("per-item files disagree on the number of items (rows): "
+                        + ", ".join(f"{file} {rows}" for file, rows in item_files.items()))
+    if item_files:
+        file_name, rows = next(iter(item_files.items()))
+        beyond = np.flatnonzero(items >= rows)
+        if len(beyond):
+            raise DataError(f"{inter_path.name}: itemID {items[beyond[0]]} at line {line_numbers[beyond[0]]} "
+                            f"is beyond the {rows} rows of {file_name}")
+    num_users = int(users.max()) + 1
+    num_items = max(int(items.max()) + 1, *item_files.values()) if item_files else int(items.max()) + 1
+
+    keep = drop_duplicates(users * num_items + items, labels)
+    if len(keep) < len(users):
+        logger.warning("%s: removed %d duplicate (user, item) rows (kept one per pair: train over valid over "
+                       "test, then the first in the file)", inter_path.name, len(users) - len(keep))
+        users, items, labels = users[keep], items[keep], labels[keep]
+    pairs = np.stack([users, items], axis=1).astype(np.int32)
+    splits = {split: pairs[labels == label] for label, split in enumerate(SPLIT_NAMES)}
+    dataset = InteractionDataset(
+        name=name, num_users=num_users, num_items=num_items, **splits, features=features,
+        item_category=category, checksum=files_checksum(blobs), source=str(directory.resolve()))
+    logger.info("loaded %s from %s in %.2f s", name, directory, time.perf_counter() - start)
+    log_dataset_report(dataset)
+    return dataset
