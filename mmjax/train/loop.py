@@ -78,7 +78,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
             "@" not in monitor or int(monitor.split("@")[1]) not in ks:
         raise ConfigError(f"eval.monitor: expected '<recall|ndcg|precision|map>@k' with k in eval.ks {ks}, "
                           f"got {monitor!r}")
-    steps_per_epoch = int(next(iter(task.epoch_batches(0).values())).shape[0])
+    prepared = {0: task.epoch_batches(0)}  # epoch 0's batches also tell the steps per epoch
+    steps_per_epoch = int(next(iter(prepared[0].values())).shape[0])
     optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
     params_rng, train_rng = jax.random.split(jax.random.PRNGKey(int(train_cfg.seed)))
     params = task.init_params(params_rng)
@@ -99,7 +100,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
                 task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size, train_cfg.num_epochs)
     for epoch in range(int(train_cfg.num_epochs)):
         start = time.perf_counter()
-        batches = jax.tree_util.tree_map(jnp.asarray, task.epoch_batches(epoch))
+        host_batches = prepared.pop(epoch) if epoch in prepared else task.epoch_batches(epoch)
+        batches = jax.tree_util.tree_map(jnp.asarray, host_batches)
         state, losses = train_epoch(state, task.consts, batches)
         mean_loss = float(jnp.mean(losses))
         train_seconds.append(time.perf_counter() - start)
