@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmjax.data.dataset import pair_keys
 from mmjax.errors import DataError
 
 
@@ -34,7 +35,7 @@ def bpr_epoch_batches(train_pairs: np.ndarray, num_items: int, candidates: np.nd
     Pairs are shuffled, then cut into batches; the last batch is padded and its padding rows get
     weight 0, so every step has one shape and a partial batch still averages over its real rows.
     """
-    train_keys = np.sort(train_pairs[:, 0].astype(np.int64) * num_items + train_pairs[:, 1])
+    train_keys = np.sort(pair_keys(train_pairs, num_items))
     order = rng.permutation(len(train_pairs))
     users = train_pairs[order, 0].astype(np.int32)
     positives = train_pairs[order, 1].astype(np.int32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jraph
 import numpy as np
 
+from mmjax.data.dataset import pair_keys
 from mmjax.errors import DataError
 
 
@@ -32,7 +33,7 @@ def user_item_graph(train_pairs: np.ndarray, num_users: int, num_items: int) -> 
     items = pairs[:, 1].astype(np.int64)
     if users.min() < 0 or users.max() >= num_users or items.min() < 0 or items.max() >= num_items:
         raise DataError(f"train pairs: ids must lie in [0, {num_users}) x [0, {num_items})")
-    if len(np.unique(users * num_items + items)) != len(pairs):
+    if len(np.unique(pair_keys(pairs, num_items))) != len(pairs):
         raise DataError("train pairs: duplicate (user, item) rows; deduplicate before building the graph")
     num_nodes = num_users + num_items
     senders = np.concatenate([users, items + num_users])
