@@ -1,11 +1,15 @@
 """Graph construction and propagation against dense numpy computations."""
 
+import jax
 import jax.numpy as jnp
+import jraph
 import numpy as np
 import pytest
+import scipy.sparse
 
-from mmjax.errors import DataError
-from mmjax.graph import dense_adjacency, knn_item_graph, lightgcn_layers, propagate_segment_sum, user_item_graph
+from mmjax.errors import ConfigError, DataError
+from mmjax.graph import (SparseAdjacency, dense_adjacency, knn_item_graph, lightgcn_layers, propagate_segment_sum,
+                         propagate_sparse, propagation_graph, sparse_adjacency, user_item_graph)
 
 
 def small_pairs():
@@ -81,3 +85,72 @@ def test_knn_graph_matches_dense_recipe():
 def test_knn_graph_validates_k():
     with pytest.raises(DataError, match="knn k"):
         knn_item_graph(np.ones((3, 2), np.float32), k=4)
+
+
+def random_bipartite_graph(seed=2, num_users=180, num_items=140, num_pairs=1200):
+    rng = np.random.default_rng(seed)
+    pairs = np.stack([rng.integers(0, num_users, num_pairs), rng.integers(0, num_items, num_pairs)], axis=1)
+    return user_item_graph(np.unique(pairs, axis=0), num_users, num_items)
+
+
+def knn_graph():
+    return knn_item_graph(np.random.default_rng(3).normal(size=(150, 8)).astype(np.float32), k=6)
+
+
+def duplicate_edges_graph():
+    # Edge 1 -> 0 appears twice; node 2 receives nothing (an empty row).
+    return jraph.GraphsTuple(
+        nodes=None, edges=np.array([0.5, 0.25, 0.25, 2.0], np.float32), senders=np.array([1, 1, 0, 2], np.int32),
+        receivers=np.array([0, 0, 1, 1], np.int32), globals=None, n_node=np.array([3]), n_edge=np.array([4]))
+
+
+def csr_to_dense(matrix):
+    return scipy.sparse.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape).toarray()
+
+
+@jax.jit
+def layers_and_gradient(graph, x, weights):
+    """2 LightGCN layers and the gradient wrt x of a weighted sum of squares of their output."""
+    def loss(x):
+        return jnp.sum(weights * lightgcn_layers(graph, x, 2) ** 2)
+    return lightgcn_layers(graph, x, 2), jax.grad(loss)(x)
+
+
+@pytest.mark.parametrize("make_graph", [lambda: user_item_graph(small_pairs(), 4, 5), random_bipartite_graph,
+                                        knn_graph, duplicate_edges_graph],
+                         ids=["small", "random_bipartite", "knn", "duplicate_edges"])
+def test_sparse_path_equals_segment_sum_in_values_and_gradients(make_graph):
+    graph = make_graph()
+    adj = sparse_adjacency(graph)  # passed to the jitted function as an argument: a pytree
+    dense = dense_adjacency(graph)
+    np.testing.assert_allclose(csr_to_dense(adj.matrix), dense, atol=1e-6)
+    assert (adj.transpose is None) == np.allclose(dense, dense.T)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(len(dense), 5)), jnp.float32)
+    weights = jnp.asarray(rng.uniform(size=(len(dense), 5)), jnp.float32)
+    for fast, reference in zip(layers_and_gradient(adj, x, weights), layers_and_gradient(graph, x, weights)):
+        np.testing.assert_allclose(fast, reference, atol=1e-5)
+
+
+def test_symmetric_graph_stores_no_transpose_and_knn_graph_does():
+    assert sparse_adjacency(random_bipartite_graph()).transpose is None
+    dense = dense_adjacency(knn_graph())
+    assert not np.allclose(dense, dense.T)  # so the knn case above checks the transpose path
+    np.testing.assert_allclose(csr_to_dense(sparse_adjacency(knn_graph()).transpose), dense.T, atol=1e-6)
+
+
+def test_sparse_propagation_eagerly_and_under_jit_with_the_adjacency_closed_over():
+    graph = knn_graph()
+    adj = sparse_adjacency(graph)
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(150, 3)), jnp.float32)
+    reference = propagate_segment_sum(graph, x)
+    np.testing.assert_allclose(propagate_sparse(adj, x), reference, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(lambda x: propagate_sparse(adj, x))(x), reference, atol=1e-5)
+
+
+def test_propagation_graph_by_kind():
+    graph = user_item_graph(small_pairs(), 4, 5)
+    assert propagation_graph(graph, "segment_sum") is graph
+    assert isinstance(propagation_graph(graph, "sparse"), SparseAdjacency)
+    with pytest.raises(ConfigError, match="model.propagation.*'segment_sum', 'sparse'.*'dense'"):
+        propagation_graph(graph, "dense")

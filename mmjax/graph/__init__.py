@@ -2,7 +2,9 @@
 
 from mmjax.graph.bipartite import dense_adjacency, symmetric_weights, user_item_graph
 from mmjax.graph.knn import knn_item_graph
-from mmjax.graph.propagate import lightgcn_layers, propagate_segment_sum
+from mmjax.graph.propagate import (PROPAGATION_KINDS, Graph, SparseAdjacency, lightgcn_layers, propagate,
+                                   propagate_segment_sum, propagate_sparse, propagation_graph, sparse_adjacency)
 
-__all__ = ["dense_adjacency", "knn_item_graph", "lightgcn_layers", "propagate_segment_sum",
+__all__ = ["PROPAGATION_KINDS", "Graph", "SparseAdjacency", "dense_adjacency", "knn_item_graph", "lightgcn_layers",
+           "propagate", "propagate_segment_sum", "propagate_sparse", "propagation_graph", "sparse_adjacency",
            "symmetric_weights", "user_item_graph"]
