@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.embed_dim = 64
     config.model.init = "xavier_uniform"
     config.model.reg_weight = 0.01
+    config.model.propagation = "sparse"  # "sparse" (CSR product, fast) or "segment_sum" (the jraph reference)
 
     config.train = ml_collections.ConfigDict()
     config.train.num_epochs = 1000
@@ -28,10 +29,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.lr_decay_every = 50
     config.train.seed = 999
     config.train.patience = 20
+    config.train.checkpoint_every = 1  # epochs between saves of the latest state (<workdir>/checkpoints)
+    config.train.distributed = False  # multi-host: call jax.distributed.initialize() before training
     config.train.negative_pool = "train_items"  # MMRec draws negatives among items seen in training
 
     config.eval = ml_collections.ConfigDict()
     config.eval.ks = (5, 10, 20, 50)
     config.eval.monitor = "recall@20"
     config.eval.batch_size = 4096
+
+    config.recommend = ml_collections.ConfigDict()
+    config.recommend.k = 20  # items per user written by --mode=recommend
+    config.recommend.exclude_splits = ("train", "valid", "test")  # a user's items never recommended back
     return config

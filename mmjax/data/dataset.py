@@ -141,13 +141,22 @@ class InteractionDataset:
         """Names of the feature modalities, sorted."""
         return tuple(sorted(self.features))
 
-    @functools.cached_property
-    def _train_csr(self) -> tuple[np.ndarray, np.ndarray]:
-        users, items = self.train[:, 0], self.train[:, 1]
+    def interaction_csr(self, splits: Iterable[str] = ("train",)) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr int64 [num_users + 1], indices int32): each user's items in `splits`, sorted."""
+        unknown = sorted(set(splits) - set(SPLITS))
+        if unknown:
+            raise DataError(f"splits: expected names among {SPLITS}, got {unknown}")
+        pairs = np.concatenate([getattr(self, split) for split in SPLITS if split in set(splits)]
+                               or [np.zeros((0, 2), np.int32)])
+        users, items = pairs[:, 0], pairs[:, 1]
         order = np.lexsort((items, users))
         indptr = np.zeros(self.num_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=self.num_users), out=indptr[1:])
         return _read_only(indptr), _read_only(items[order].astype(np.int32))
+
+    @functools.cached_property
+    def _train_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.interaction_csr(("train",))
 
     def train_csr(self) -> tuple[np.ndarray, np.ndarray]:
         """(indptr int64 [num_users + 1], indices int32): each user's train items, sorted; cached."""

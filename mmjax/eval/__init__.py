@@ -1,4 +1,4 @@
-"""Full-ranking evaluation: Recall, NDCG, Precision and MAP at k over all items (MMRec's evaluator)."""
+"""Full-ranking evaluation (Recall, NDCG, Precision and MAP at k over all items, MMRec's evaluator) and top-K lists."""
 
 from mmjax.eval.ranking import (
     DEFAULT_KS,
@@ -10,8 +10,10 @@ from mmjax.eval.ranking import (
     hit_matrix,
     metric_names,
     per_user_metrics,
+    top_k_masked,
     top_k_unmasked,
 )
+from mmjax.eval.recommend import recommend_top_k
 
 __all__ = [
     "DEFAULT_KS",
@@ -23,5 +25,7 @@ __all__ = [
     "hit_matrix",
     "metric_names",
     "per_user_metrics",
+    "recommend_top_k",
+    "top_k_masked",
     "top_k_unmasked",
 ]

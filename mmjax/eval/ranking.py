@@ -49,7 +49,7 @@ class EvalSet:
         return int(self.users.shape[0])
 
 
-def _padded_rows(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray, width: int,
+def padded_rows(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray, width: int,
                  fill: int) -> np.ndarray:
     """Rows values[starts[r]:starts[r]+lengths[r]] left-aligned in an int32 [rows, width] array."""
     out = np.full((lengths.shape[0], width), fill, dtype=np.int32)
@@ -92,9 +92,9 @@ def build_eval_set(pairs: np.ndarray, exclude_indptr: np.ndarray, exclude_indice
 
     unique_pairs = np.unique(pairs.astype(np.int64), axis=0)  # sorted by user, then item
     eval_users, first, counts = np.unique(unique_pairs[:, 0], return_index=True, return_counts=True)
-    ground_truth = _padded_rows(first, counts, unique_pairs[:, 1], int(counts.max()), -1)
+    ground_truth = padded_rows(first, counts, unique_pairs[:, 1], int(counts.max()), -1)
     lengths = indptr[eval_users + 1] - indptr[eval_users]
-    exclude = _padded_rows(indptr[eval_users], lengths, indices, max(1, int(lengths.max())), num_items)
+    exclude = padded_rows(indptr[eval_users], lengths, indices, max(1, int(lengths.max())), num_items)
     return EvalSet(users=eval_users.astype(np.int32), ground_truth=ground_truth, exclude=exclude,
                    num_items=int(num_items))
 
@@ -104,11 +104,19 @@ def metric_names(ks: Sequence[int]) -> tuple[str, ...]:
     return tuple(f"{metric}@{k}" for metric in METRICS for k in ks)
 
 
-def top_k_unmasked(scores: jax.Array, exclude: jax.Array, k: int) -> jax.Array:
-    """Ids [B, k] of the best-scoring items per row after masking `exclude` (out-of-range ids are padding)."""
+def top_k_masked(scores: jax.Array, exclude: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """(scores, ids) [B, k] of the best items per row after masking `exclude` (out-of-range ids are padding).
+
+    Masked items score -inf, so they come last; ties go to the lower item id.
+    """
     rows = jnp.arange(scores.shape[0])[:, None]
     masked = scores.at[rows, exclude].set(-jnp.inf, mode="drop")
-    return jax.lax.top_k(masked, k)[1]
+    return jax.lax.top_k(masked, k)
+
+
+def top_k_unmasked(scores: jax.Array, exclude: jax.Array, k: int) -> jax.Array:
+    """Ids [B, k] of the best-scoring items per row after masking `exclude` (out-of-range ids are padding)."""
+    return top_k_masked(scores, exclude, k)[1]
 
 
 def hit_matrix(top_items: jax.Array, ground_truth: jax.Array, num_items: int) -> jax.Array:

@@ -1,4 +1,10 @@
-"""The shared trainer: jitted whole-epoch scans, per-epoch evaluation, early stopping, reports."""
+"""The shared trainer: pmapped whole-epoch scans, per-epoch evaluation, early stopping, checkpoints.
+
+A run checkpoints its TrainState and RunProgress every `train.checkpoint_every` epochs (and at its last
+epoch); started again with the same workdir it resumes from the newest readable checkpoint and, as
+batches depend only on (seed, epoch) and the state holds the RNG, ends exactly where an uninterrupted
+run would.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +22,16 @@ import optax
 from mmjax.errors import ConfigError
 from mmjax.eval import evaluate
 from mmjax.train import report
-from mmjax.train.state import EarlyStopping, TrainState
+from mmjax.train.checkpoint import RunCheckpoints, run_identity
+from mmjax.train.parallel import AXIS, check_global_batch, replicate, shard_batches, unreplicate
+from mmjax.train.state import RunProgress, TrainState
 from mmjax.train.task import Task
 
 logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or inf loss; the run stops and keeps its last good checkpoint."""
 
 
 def learning_rate_schedule(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -33,13 +45,29 @@ def learning_rate_schedule(train_cfg: ml_collections.ConfigDict, steps_per_epoch
     return lambda step: base * decay ** ((step // steps_per_epoch) / every)
 
 
+def global_loss_and_grads(task: Task, params: Any, consts: Any, batch: dict[str, jax.Array],
+                          rng: jax.Array) -> tuple[jax.Array, Any]:
+    """Inside pmap: the global batch's loss and its gradient, the same on every device.
+
+    Each device differentiates the global loss (batch reductions are psums over AXIS); the psums'
+    transposes spread each device's cotangent to all devices, so the mean of the devices' gradients is
+    the global gradient.
+    """
+    (loss, _), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(params, consts, batch, rng, AXIS)
+    return loss, jax.lax.pmean(grads, AXIS)
+
+
 def make_train_epoch(task: Task, optimizer: optax.GradientTransformation) -> Callable:
-    """A jitted function (state, consts, batches) -> (state, per-step losses) scanning one epoch."""
+    """A pmapped (state, consts, batches) -> (state, per-step losses) scanning one epoch on every device.
+
+    State and consts are replicated, batches sharded; each device computes the global batch's loss
+    (see losses.batch_sum) and the devices average their gradients, so every replica takes the same step.
+    """
 
     def train_step(carry, batch):
         state, consts = carry
         rng, step_rng = jax.random.split(state.rng)
-        (loss, _), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(state.params, consts, batch, step_rng)
+        loss, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
@@ -49,7 +77,7 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation) -> Cal
         (state, _), losses = jax.lax.scan(train_step, (state, consts), batches)
         return state, losses
 
-    return jax.jit(train_epoch, donate_argnums=0)
+    return jax.pmap(train_epoch, axis_name=AXIS, donate_argnums=0)
 
 
 def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
@@ -58,33 +86,65 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         ("train.num_epochs", cfg.num_epochs, cfg.num_epochs >= 1, ">= 1"),
         ("train.batch_size", cfg.batch_size, cfg.batch_size >= 1, ">= 1"),
         ("train.patience", cfg.patience, cfg.patience >= 0, ">= 0"),
+        ("train.checkpoint_every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
     ]
     for name, value, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{name}: expected {expected}, got {value}")
 
 
-def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
-        metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Trains until early stopping or num_epochs; returns (and writes) the results record.
-
-    `metadata` (dataset checksum, command, ...) is merged into results.json as it is.
-    """
-    train_cfg, eval_cfg = config.train, config.eval
-    validate_train_config(train_cfg)
+def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
+    """(ks, monitor) from the eval config; ConfigError for a monitor that is not a computed metric."""
     ks = tuple(int(k) for k in eval_cfg.ks)
     monitor = str(eval_cfg.monitor)
     if monitor.split("@")[0] not in ("recall", "ndcg", "precision", "map") or \
             "@" not in monitor or int(monitor.split("@")[1]) not in ks:
         raise ConfigError(f"eval.monitor: expected '<recall|ndcg|precision|map>@k' with k in eval.ks {ks}, "
                           f"got {monitor!r}")
-    prepared = {0: task.epoch_batches(0)}  # epoch 0's batches also tell the steps per epoch
-    steps_per_epoch = int(next(iter(prepared[0].values())).shape[0])
-    optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
-    params_rng, train_rng = jax.random.split(jax.random.PRNGKey(int(train_cfg.seed)))
+    return ks, monitor
+
+
+def initial_state(task: Task, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
+    """Fresh parameters and optimiser state; the RNG left over drives the steps."""
+    params_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
     params = task.init_params(params_rng)
-    state = TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
-                       rng=train_rng)
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
+                      rng=train_rng)
+
+
+def first_non_finite(losses: np.ndarray) -> int | None:
+    """Index of the first NaN/inf step loss, or None."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    return int(bad[0]) if len(bad) else None
+
+
+def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
+        metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Trains (or resumes) until early stopping or num_epochs; returns (and writes) the results record.
+
+    `metadata` (dataset checksum, command, ...) is merged into results.json as it is.
+    """
+    train_cfg, eval_cfg = config.train, config.eval
+    validate_train_config(train_cfg)
+    ks, monitor = check_monitor(eval_cfg)
+    check_global_batch(int(train_cfg.batch_size))
+    patience, checkpoint_every = int(train_cfg.patience), int(train_cfg.checkpoint_every)
+    first_batches = task.epoch_batches(0)  # epoch 0's batches also tell the steps per epoch
+    steps_per_epoch = int(next(iter(first_batches.values())).shape[0])
+    optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
+    state = initial_state(task, optimizer, int(train_cfg.seed))
+
+    checkpoints = RunCheckpoints(workdir)
+    checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
+    progress = RunProgress()
+    restored = checkpoints.restore_latest(state)
+    if restored is not None:
+        state, progress = restored
+        checkpoints.discard_best_after(progress.epochs_done)
+        logger.info("resuming from %s/latest/%d: %d epochs done, best epoch %d", checkpoints.root,
+                    progress.epochs_done, progress.epochs_done, progress.stopper.best_epoch)
+    writer = report.RunWriter(workdir, progress.records)
+
     train_epoch = make_train_epoch(task, optimizer)
     score_state = jax.jit(task.score_state)
 
@@ -92,56 +152,79 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
         return evaluate(task.score_fn, score_state(params, task.consts), task.eval_sets[split], ks=ks,
                         block_size=int(eval_cfg.batch_size))
 
-    writer = report.RunWriter(workdir)
-    stopper = EarlyStopping()
-    best_valid, best_test = {}, {}
-    train_seconds, eval_seconds = [], []
-    logger.info("training %s on %s: %d steps per epoch, batch %d, up to %d epochs",
-                task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size, train_cfg.num_epochs)
-    for epoch in range(int(train_cfg.num_epochs)):
-        start = time.perf_counter()
-        host_batches = prepared.pop(epoch) if epoch in prepared else task.epoch_batches(epoch)
-        batches = jax.tree_util.tree_map(jnp.asarray, host_batches)
-        state, losses = train_epoch(state, task.consts, batches)
-        mean_loss = float(jnp.mean(losses))
-        train_seconds.append(time.perf_counter() - start)
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(f"non-finite training loss {mean_loss} at epoch {epoch}")
-        start = time.perf_counter()
-        valid = run_eval(state.params, "valid")
-        eval_seconds.append(time.perf_counter() - start)
-        stopper = stopper.update(valid[monitor], epoch)
-        if stopper.improved_at(epoch):
-            best_valid, best_test = valid, run_eval(state.params, "test")
-        record = {"epoch": epoch, "loss": mean_loss, "train_seconds": train_seconds[-1],
-                  "eval_seconds": eval_seconds[-1], "valid": valid, "best": stopper.improved_at(epoch)}
-        writer.epoch(record)
-        logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s",
-                    epoch, mean_loss, valid.get("recall@20", float("nan")), valid.get("ndcg@20", float("nan")),
-                    train_seconds[-1], eval_seconds[-1], " *" if record["best"] else "")
-        if stopper.should_stop(int(train_cfg.patience)):
-            logger.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, monitor,
-                        stopper.bad_epochs)
-            break
-    # The first epoch includes compilation; time the steady state when there is one.
-    steady_train = train_seconds[1:] or train_seconds
-    steady_eval = eval_seconds[1:] or eval_seconds
-    results = {
-        "model": task.model_name,
-        "dataset": task.dataset_name,
-        "best_epoch": stopper.best_epoch,
-        "epochs_run": len(train_seconds),
-        "monitor": monitor,
-        "valid": best_valid,
-        "test": best_test,
-        "seconds_per_epoch": float(np.median(steady_train)),
-        "seconds_per_eval": float(np.median(steady_eval)),
-        "first_epoch_seconds": train_seconds[0],
-        "seed": int(train_cfg.seed),
-        **(metadata or {}),
-    }
+    replicated_state, replicated_consts = replicate(state), replicate(task.consts)
+    logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs",
+                task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size,
+                jax.device_count(), train_cfg.num_epochs)
+    try:
+        while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
+            epoch = progress.epochs_done
+            start = time.perf_counter()
+            host_batches = first_batches if epoch == 0 else task.epoch_batches(epoch)
+            new_state, losses = train_epoch(replicated_state, replicated_consts, shard_batches(host_batches))
+            losses = np.asarray(losses[0])  # every device holds the global batch's losses
+            train_seconds = time.perf_counter() - start
+            bad_step = first_non_finite(losses)
+            if bad_step is not None:
+                kept = checkpoints.latest_epochs_done()
+                raise NonFiniteLossError(
+                    f"non-finite training loss {losses[bad_step]} at epoch {epoch}, step {bad_step} of "
+                    f"{steps_per_epoch}; " + (f"kept the last good checkpoint {checkpoints.root}/latest/{kept} "
+                                              f"({kept} epochs done)" if kept is not None else
+                                              "no checkpoint was saved before it"))
+            replicated_state = new_state
+            params = unreplicate(replicated_state.params)
+            start = time.perf_counter()
+            valid = run_eval(params, "valid")
+            eval_seconds = time.perf_counter() - start
+            stopper = progress.stopper.update(valid[monitor], epoch)
+            improved = stopper.improved_at(epoch)
+            best_valid, best_test = progress.best_valid, progress.best_test
+            if improved:
+                best_valid, best_test = valid, run_eval(params, "test")
+                checkpoints.save_best(epoch, params, {"valid": best_valid, "test": best_test})
+            record = {"epoch": epoch, "loss": float(np.mean(losses)), "train_seconds": train_seconds,
+                      "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+            writer.epoch(record)
+            progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
+                                   best_test=best_test, records=progress.records + (record,))
+            logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s",
+                        epoch, record["loss"], valid.get("recall@20", float("nan")),
+                        valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "")
+            finished = progress.epochs_done == int(train_cfg.num_epochs) or stopper.should_stop(patience)
+            if finished or progress.epochs_done % checkpoint_every == 0:
+                checkpoints.save_latest(unreplicate(replicated_state), progress)
+            if stopper.should_stop(patience):
+                logger.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, monitor,
+                            stopper.bad_epochs)
+    finally:
+        checkpoints.wait()
+        checkpoints.close()
+    results = summarise(task, progress, monitor, int(train_cfg.seed), metadata)
     writer.results(results, config)
     logger.info("best epoch %d | test recall@20 %.4f ndcg@20 %.4f | %.2f s per epoch",
-                stopper.best_epoch, best_test.get("recall@20", float("nan")),
-                best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
+                progress.stopper.best_epoch, progress.best_test.get("recall@20", float("nan")),
+                progress.best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
     return results
+
+
+def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
+              metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The results record: metrics at the best-valid epoch and steady-state seconds per epoch."""
+    train_seconds = [r["train_seconds"] for r in progress.records]
+    eval_seconds = [r["eval_seconds"] for r in progress.records]
+    # The first epoch includes compilation; time the steady state when there is one.
+    return {
+        "model": task.model_name,
+        "dataset": task.dataset_name,
+        "best_epoch": progress.stopper.best_epoch,
+        "epochs_run": progress.epochs_done,
+        "monitor": monitor,
+        "valid": progress.best_valid,
+        "test": progress.best_test,
+        "seconds_per_epoch": float(np.median(train_seconds[1:] or train_seconds)),
+        "seconds_per_eval": float(np.median(eval_seconds[1:] or eval_seconds)),
+        "first_epoch_seconds": train_seconds[0] if train_seconds else float("nan"),
+        "seed": seed,
+        **(metadata or {}),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import ml_collections
 
@@ -13,14 +13,19 @@ logger = logging.getLogger(__name__)
 
 
 class RunWriter:
-    """Appends one JSON line per epoch and writes the final results and plot."""
+    """Appends one JSON line per epoch and writes the final results and plot.
 
-    def __init__(self, workdir: str):
+    A resumed run passes the records of the epochs it has already done; metrics.jsonl is rewritten to
+    hold exactly those, dropping lines of epochs the resumed run will replay.
+    """
+
+    def __init__(self, workdir: str, records: Sequence[dict[str, Any]] = ()):
         os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
-        self.records: list[dict[str, Any]] = []
-        open(self.metrics_path, "w").close()
+        self.records: list[dict[str, Any]] = list(records)
+        with open(self.metrics_path, "w") as f:
+            f.writelines(json.dumps(record) + "\n" for record in self.records)
 
     def epoch(self, record: dict[str, Any]) -> None:
         self.records.append(record)

@@ -1,7 +1,9 @@
-"""Explicit training state: everything a step reads and writes."""
+"""Explicit training state: everything a step reads and writes, and the host-side run progress."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -38,3 +40,36 @@ class EarlyStopping:
 
     def should_stop(self, patience: int) -> bool:
         return self.bad_epochs > patience
+
+
+@dataclasses.dataclass(frozen=True)
+class RunProgress:
+    """What the loop knows besides TrainState: checkpointed with it, so a resumed run continues exactly.
+
+    `records` are the per-epoch metrics.jsonl records so far; `best_valid` / `best_test` are the metrics
+    at the best-valid epoch.
+    """
+
+    epochs_done: int = 0
+    stopper: EarlyStopping = EarlyStopping()
+    best_valid: dict[str, float] = dataclasses.field(default_factory=dict)
+    best_test: dict[str, float] = dataclasses.field(default_factory=dict)
+    records: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (-inf, before any evaluation, becomes None)."""
+        best_value = self.stopper.best_value
+        return {"epochs_done": self.epochs_done,
+                "stopper": {"best_value": best_value if math.isfinite(best_value) else None,
+                            "best_epoch": self.stopper.best_epoch, "bad_epochs": self.stopper.bad_epochs},
+                "best_valid": self.best_valid, "best_test": self.best_test, "records": list(self.records)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunProgress":
+        stopper = data["stopper"]
+        best_value = -float("inf") if stopper["best_value"] is None else float(stopper["best_value"])
+        return cls(epochs_done=int(data["epochs_done"]),
+                   stopper=EarlyStopping(best_value=best_value, best_epoch=int(stopper["best_epoch"]),
+                                         bad_epochs=int(stopper["bad_epochs"])),
+                   best_valid=dict(data["best_valid"]), best_test=dict(data["best_test"]),
+                   records=tuple(data["records"]))

@@ -24,7 +24,9 @@ class Task:
     """Everything protocol-specific that the trainer needs.
 
     init_params(rng) -> params.
-    loss_fn(params, consts, batch, rng) -> (scalar loss, dict of scalar parts); pure, jittable.
+    loss_fn(params, consts, batch, rng, axis_name) -> (scalar loss, dict of scalar parts); pure, jittable.
+      Under data parallelism `batch` is one device's shard and `axis_name` the device axis: batch
+      reductions go through losses.batch_sum(..., axis_name) so the loss is the global batch's.
     epoch_batches(epoch) -> dict of numpy arrays stacked [steps, batch, ...]; deterministic in
       (seed, epoch) so that a resumed run sees the batches an uninterrupted one would.
     score_state(params, consts) -> pytree that score_fn reads (e.g. final embeddings); jittable.
@@ -35,7 +37,7 @@ class Task:
     model_name: str
     dataset_name: str
     init_params: Callable[[jax.Array], Params]
-    loss_fn: Callable[[Params, Consts, Batch, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+    loss_fn: Callable[[Params, Consts, Batch, jax.Array, str | None], tuple[jax.Array, dict[str, jax.Array]]]
     epoch_batches: Callable[[int], dict[str, np.ndarray]]
     score_state: Callable[[Params, Consts], Any]
     score_fn: Callable[[Any, jax.Array], jax.Array]

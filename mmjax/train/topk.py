@@ -11,7 +11,7 @@ from mmjax.data import InteractionDataset
 from mmjax.data.sampling import bpr_epoch_batches
 from mmjax.errors import ConfigError
 from mmjax.eval import build_eval_set
-from mmjax.graph import user_item_graph
+from mmjax.graph import propagation_graph, user_item_graph
 from mmjax.models import Embeddings, build_model
 from mmjax.train.losses import bpr_loss, embedding_norm_penalty
 from mmjax.train.task import Task
@@ -37,8 +37,8 @@ def negative_candidates(dataset: InteractionDataset, pool: str) -> np.ndarray:
 def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDataset) -> Task:
     """A Task for any model whose output is an Embeddings of final and layer-0 vectors."""
     model = build_model(config.model, dataset.num_users, dataset.num_items)
-    graph = jax.tree_util.tree_map(jnp.asarray, user_item_graph(dataset.train, dataset.num_users,
-                                                               dataset.num_items))
+    graph = jax.tree_util.tree_map(jnp.asarray, propagation_graph(
+        user_item_graph(dataset.train, dataset.num_users, dataset.num_items), config.model.propagation))
     reg_weight = float(config.model.reg_weight)
     if reg_weight < 0:
         raise ConfigError(f"model.reg_weight: expected >= 0, got {reg_weight}")
@@ -46,16 +46,17 @@ def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
     seed = int(config.train.seed)
     batch_size = int(config.train.batch_size)
 
-    def loss_fn(params, consts, batch, rng):
+    def loss_fn(params, consts, batch, rng, axis_name=None):
         del rng  # BPR-MF and LightGCN are deterministic given the batch.
         out: Embeddings = model.apply(params, consts)
         users, positives, negatives = batch["users"], batch["positives"], batch["negatives"]
         user_vectors = out.users[users]
         positive_scores = jnp.sum(user_vectors * out.items[positives], axis=-1)
         negative_scores = jnp.sum(user_vectors * out.items[negatives], axis=-1)
-        ranking = bpr_loss(positive_scores, negative_scores, batch["weights"])
+        ranking = bpr_loss(positive_scores, negative_scores, batch["weights"], axis_name)
         reg = embedding_norm_penalty(
-            (out.ego_users[users], out.ego_items[positives], out.ego_items[negatives]), batch["weights"])
+            (out.ego_users[users], out.ego_items[positives], out.ego_items[negatives]), batch["weights"],
+            axis_name)
         return ranking + reg_weight * reg, {"bpr": ranking, "reg": reg}
 
     def epoch_batches(epoch: int) -> dict[str, np.ndarray]:

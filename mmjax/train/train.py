@@ -1,20 +1,30 @@
-"""train_and_evaluate: config -> dataset -> protocol task -> shared trainer -> workdir."""
+"""The three modes of a run: train (config -> dataset -> task -> shared trainer), eval and recommend.
+
+eval and recommend rebuild the same task from the same config and load the best-valid checkpoint of
+the workdir, so they see exactly the model the training run selected.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
 from mmjax.data import InteractionDataset, load_mmrec_dir, make_synthetic
-from mmjax.errors import ConfigError
-from mmjax.train.loop import fit
+from mmjax.errors import ConfigError, MmjaxError
+from mmjax.eval import evaluate, recommend_top_k
+from mmjax.train.checkpoint import RunCheckpoints
+from mmjax.train.loop import check_monitor, fit
+from mmjax.train.parallel import initialize_distributed
 from mmjax.train.task import Task
 from mmjax.train.topk import graph_topk_task
 
@@ -45,13 +55,19 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Runs one training job as configured; writes metrics.jsonl, results.json, curves.png."""
+def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task]:
+    """Joins a multi-host job if asked, loads the data and builds the protocol's task."""
     if config.task not in PROTOCOLS:
         raise ConfigError(f"task: expected one of {sorted(PROTOCOLS)}, got {config.task!r}")
+    initialize_distributed(bool(config.train.distributed))
     dataset = load_dataset(config.data)
     logger.info("jax %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
-    task = PROTOCOLS[config.task](config, dataset)
+    return dataset, PROTOCOLS[config.task](config, dataset)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains (resuming from the workdir's checkpoints if any); writes metrics.jsonl, results.json, curves.png."""
+    dataset, task = prepare(config)
     metadata = {
         "dataset_source": dataset.source,
         "dataset_checksum": dataset.checksum,
@@ -62,3 +78,76 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "platform": jax.default_backend(),
     }
     return fit(task, config, workdir, metadata)
+
+
+def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[InteractionDataset, Task, Any, dict]:
+    """(dataset, task, best-valid params, their checkpoint info) of a trained workdir."""
+    dataset, task = prepare(config)
+    checkpoints = RunCheckpoints(workdir)
+    try:
+        params, info = checkpoints.restore_best(task.init_params(jax.random.PRNGKey(0)))
+    finally:
+        checkpoints.close()
+    return dataset, task, params, info
+
+
+def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Recomputes valid and test metrics of the best-valid checkpoint; writes <workdir>/eval.json."""
+    ks, _ = check_monitor(config.eval)
+    _, task, params, info = load_best(config, workdir)
+    state = jax.jit(task.score_state)(params, task.consts)
+    out = {"best_epoch": info["epoch"]}
+    for split in ("valid", "test"):
+        out[split] = evaluate(task.score_fn, state, task.eval_sets[split], ks=ks,
+                              block_size=int(config.eval.batch_size))
+    path = os.path.join(workdir, "eval.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    logger.info("best epoch %d | valid recall@20 %.4f | test recall@20 %.4f ndcg@20 %.4f; wrote %s",
+                out["best_epoch"], out["valid"].get("recall@20", float("nan")),
+                out["test"].get("recall@20", float("nan")), out["test"].get("ndcg@20", float("nan")), path)
+    return out
+
+
+def parse_users(spec: str | None) -> np.ndarray | None:
+    """User ids from '--users': comma-separated ids, or a file of ids (comma or line separated); None = all."""
+    if not spec:
+        return None
+    text, source = spec, "--users"
+    if os.path.isfile(spec):
+        with open(spec) as f:
+            text, source = f.read(), spec
+    tokens = [t for t in text.replace("\n", ",").split(",") if t.strip()]
+    try:
+        return np.array([int(t) for t in tokens], dtype=np.int64)
+    except ValueError:
+        bad = next(t for t in tokens if not t.strip().lstrip("-").isdigit())
+        raise MmjaxError(f"{source}: expected integer user ids separated by commas, got {bad.strip()!r}") from None
+
+
+def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[int] | None = None) -> str:
+    """Writes <workdir>/recommendations.csv: user_id, rank, item_id, score for the top recommend.k items.
+
+    Items in the user's `recommend.exclude_splits` interactions are never recommended; `users` defaults
+    to every user.
+    """
+    unknown = sorted(set(config.recommend.exclude_splits) - {"train", "valid", "test"})
+    if unknown:
+        raise ConfigError(f"recommend.exclude_splits: expected names among train, valid, test; got {unknown}")
+    dataset, task, params, info = load_best(config, workdir)
+    users = np.arange(dataset.num_users) if users is None else np.asarray(users, dtype=np.int64)
+    indptr, indices = dataset.interaction_csr(tuple(config.recommend.exclude_splits))
+    state = jax.jit(task.score_state)(params, task.consts)
+    items, scores = recommend_top_k(task.score_fn, state, users, indptr, indices, dataset.num_items,
+                                    int(config.recommend.k), block_size=int(config.eval.batch_size))
+    path = os.path.join(workdir, "recommendations.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user_id", "rank", "item_id", "score"])
+        for user, user_items, user_scores in zip(users, items, scores):
+            for rank, (item, score) in enumerate(zip(user_items, user_scores), start=1):
+                if item >= 0:
+                    writer.writerow([int(user), rank, int(item), f"{float(score):.6g}"])
+    logger.info("wrote the top %d items of %d users (best epoch %d) to %s", int(config.recommend.k),
+                len(users), info["epoch"], path)
+    return path

@@ -1,0 +1,52 @@
+"""Top-K recommendation lists: each user's best-scoring items among those the user has not interacted with."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import numpy as np
+
+from mmjax.errors import ConfigError, DataError
+from mmjax.eval.ranking import ScoreFn, padded_rows, top_k_masked
+
+
+@functools.partial(jax.jit, static_argnames=("score_fn", "k"))
+def _top_k_block(score_state: Any, users: jax.Array, exclude: jax.Array, *, score_fn: ScoreFn,
+                 k: int) -> tuple[jax.Array, jax.Array]:
+    return top_k_masked(score_fn(score_state, users), exclude, k)
+
+
+def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, exclude_indptr: np.ndarray,
+                    exclude_indices: np.ndarray, num_items: int, k: int,
+                    block_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(items int32 [n, k], scores float32 [n, k]) for `users`, best first, ranking all items.
+
+    A user's items in the exclude CSR are never recommended; where fewer than k items remain, the
+    missing slots hold item -1 and score -inf.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    num_users = len(exclude_indptr) - 1
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_items:
+        raise ConfigError(f"recommend.k: expected an int in [1, {num_items}] (the number of items), got {k!r}")
+    if users.ndim != 1 or len(users) == 0:
+        raise DataError("users: expected a non-empty list of user ids")
+    if users.min() < 0 or users.max() >= num_users:
+        bad = users[(users < 0) | (users >= num_users)][0]
+        raise DataError(f"users: user id {bad} is unknown; ids must lie in [0, {num_users})")
+    indptr = np.asarray(exclude_indptr, dtype=np.int64)
+    lengths = indptr[users + 1] - indptr[users]
+    exclude = padded_rows(indptr[users], lengths, np.asarray(exclude_indices), max(1, int(lengths.max())),
+                          num_items)
+    block_size = min(int(block_size), len(users))
+    pad = -len(users) % block_size
+    padded_users = np.pad(users.astype(np.int32), (0, pad))
+    padded_exclude = np.pad(exclude, [(0, pad), (0, 0)], constant_values=num_items)
+    results = [_top_k_block(score_state, padded_users[start:start + block_size],
+                            padded_exclude[start:start + block_size], score_fn=score_fn, k=int(k))
+               for start in range(0, len(padded_users), block_size)]
+    scores = np.concatenate([np.asarray(values) for values, _ in results])[:len(users)]
+    items = np.concatenate([np.asarray(ids) for _, ids in results])[:len(users)].astype(np.int32)
+    items[np.isneginf(scores)] = -1
+    return items, scores
