@@ -8,6 +8,7 @@ run would.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -104,12 +105,39 @@ def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...],
     return ks, monitor
 
 
-def initial_state(task: Task, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
-    """Fresh parameters and optimiser state; the RNG left over drives the steps."""
-    params_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
-    params = task.init_params(params_rng)
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
-                      rng=train_rng)
+@dataclasses.dataclass(frozen=True)
+class EpochTrainer:
+    """A run's optimiser and its compiled whole-epoch step over replicated consts (used by fit and benchmarks)."""
+
+    task: Task
+    optimizer: optax.GradientTransformation
+    steps_per_epoch: int
+    train_epoch: Callable
+    replicated_consts: Any
+    first_batches: dict[str, np.ndarray]  # epoch 0's, drawn once to learn the steps per epoch
+
+    @classmethod
+    def build(cls, task: Task, train_cfg: ml_collections.ConfigDict) -> "EpochTrainer":
+        check_global_batch(int(train_cfg.batch_size))
+        first_batches = task.epoch_batches(0)
+        steps_per_epoch = int(next(iter(first_batches.values())).shape[0])
+        optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
+        return cls(task=task, optimizer=optimizer, steps_per_epoch=steps_per_epoch,
+                   train_epoch=make_train_epoch(task, optimizer), replicated_consts=replicate(task.consts),
+                   first_batches=first_batches)
+
+    def initial_state(self, seed: int) -> TrainState:
+        """Fresh parameters and optimiser state; the RNG left over drives the steps."""
+        params_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
+        params = self.task.init_params(params_rng)
+        return TrainState(params=params, opt_state=self.optimizer.init(params), step=jnp.zeros((), jnp.int32),
+                          rng=train_rng)
+
+    def run_epoch(self, replicated_state: TrainState, epoch: int) -> tuple[TrainState, np.ndarray]:
+        """The replicated state after `epoch` and its per-step global-batch losses (a host array)."""
+        host_batches = self.first_batches if epoch == 0 else self.task.epoch_batches(epoch)
+        state, losses = self.train_epoch(replicated_state, self.replicated_consts, shard_batches(host_batches))
+        return state, np.asarray(losses[0])  # every device holds the same global-batch losses
 
 
 def first_non_finite(losses: np.ndarray) -> int | None:
@@ -127,12 +155,10 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     train_cfg, eval_cfg = config.train, config.eval
     validate_train_config(train_cfg)
     ks, monitor = check_monitor(eval_cfg)
-    check_global_batch(int(train_cfg.batch_size))
     patience, checkpoint_every = int(train_cfg.patience), int(train_cfg.checkpoint_every)
-    first_batches = task.epoch_batches(0)  # epoch 0's batches also tell the steps per epoch
-    steps_per_epoch = int(next(iter(first_batches.values())).shape[0])
-    optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
-    state = initial_state(task, optimizer, int(train_cfg.seed))
+    trainer = EpochTrainer.build(task, train_cfg)
+    steps_per_epoch = trainer.steps_per_epoch
+    state = trainer.initial_state(int(train_cfg.seed))
 
     checkpoints = RunCheckpoints(workdir)
     checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
@@ -145,14 +171,13 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
                     progress.epochs_done, progress.epochs_done, progress.stopper.best_epoch)
     writer = report.RunWriter(workdir, progress.records)
 
-    train_epoch = make_train_epoch(task, optimizer)
     score_state = jax.jit(task.score_state)
 
     def run_eval(params, split: str) -> dict[str, float]:
         return evaluate(task.score_fn, score_state(params, task.consts), task.eval_sets[split], ks=ks,
                         block_size=int(eval_cfg.batch_size))
 
-    replicated_state, replicated_consts = replicate(state), replicate(task.consts)
+    replicated_state = replicate(state)
     logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs",
                 task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size,
                 jax.device_count(), train_cfg.num_epochs)
@@ -160,9 +185,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
         while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
             epoch = progress.epochs_done
             start = time.perf_counter()
-            host_batches = first_batches if epoch == 0 else task.epoch_batches(epoch)
-            new_state, losses = train_epoch(replicated_state, replicated_consts, shard_batches(host_batches))
-            losses = np.asarray(losses[0])  # every device holds the global batch's losses
+            new_state, losses = trainer.run_epoch(replicated_state, epoch)
             train_seconds = time.perf_counter() - start
             bad_step = first_non_finite(losses)
             if bad_step is not None:

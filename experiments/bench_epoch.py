@@ -1,0 +1,107 @@
+"""Seconds per training epoch and per full-ranking evaluation pass, as `mmjax.main` runs them; prints JSON.
+
+Each model is built from its config file on the same dataset (default ../shared/data/baby) and timed in
+this one process: one epoch and one evaluation pass to compile, then the median of --epochs epochs (host
+batch sampling, transfer and the pmapped whole-epoch scan) and of as many valid evaluation passes. Ratios
+are to the first model of --models, measured in the same run.
+
+  python experiments/bench_epoch.py                                         # LightGCN on baby
+  python experiments/bench_epoch.py --models lightgcn,lightgcn:segment_sum  # the two propagation paths
+  python experiments/bench_epoch.py --data ../shared/data/tiktok --models lightgcn,bpr --out results/x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from mmjax.eval import evaluate
+from mmjax.train.loop import EpochTrainer, check_monitor
+from mmjax.train.parallel import replicate, unreplicate
+from mmjax.train.train import git_commit, prepare
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BABY = os.path.join(os.path.dirname(ROOT), "shared", "data", "baby")
+# MMRec's PyTorch LightGCN on the same machine kind and split (shared/anchors.md), for context only.
+MMREC_SECONDS = {("lightgcn", "baby"): {"train_epoch": 7.0, "eval_pass": 3.1},
+                 ("lightgcn", "tiktok"): {"train_epoch": 1.0, "eval_pass": 0.55}}
+
+
+def load_config(spec: str, data_dir: str | None):
+    """'name' or 'name:propagation' -> configs/<name>.py's config on `data_dir`."""
+    name, _, propagation = spec.partition(":")
+    path = os.path.join(ROOT, "configs", f"{name}.py")
+    namespace: dict = {}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), namespace)  # noqa: S102 - a config file of this repository
+    config = namespace["get_config"]()
+    config.data.dir = data_dir
+    if propagation:
+        config.model.propagation = propagation
+    return config
+
+
+def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
+    config = load_config(spec, data_dir)
+    dataset, task = prepare(config)
+    ks, _ = check_monitor(config.eval)
+    trainer = EpochTrainer.build(task, config.train)
+    state = replicate(trainer.initial_state(int(config.train.seed)))
+    score_state = jax.jit(task.score_state)
+
+    def eval_pass(state) -> float:
+        start = time.perf_counter()
+        evaluate(task.score_fn, score_state(unreplicate(state.params), task.consts), task.eval_sets["valid"],
+                 ks=ks, block_size=int(config.eval.batch_size))
+        return time.perf_counter() - start
+
+    train_seconds, eval_seconds = [], []
+    for epoch in range(epochs + 1):  # epoch 0 compiles
+        start = time.perf_counter()
+        state, losses = trainer.run_epoch(state, epoch)
+        train_seconds.append(time.perf_counter() - start)
+        eval_seconds.append(eval_pass(state))
+        if not np.isfinite(losses).all():
+            raise FloatingPointError(f"{spec}: non-finite loss at epoch {epoch}")
+    return {"model": spec, "propagation": config.model.get("propagation"), "dataset": dataset.name,
+            "dataset_checksum": dataset.checksum, "steps_per_epoch": trainer.steps_per_epoch,
+            "batch_size": int(config.train.batch_size), "first_epoch_seconds": round(train_seconds[0], 3),
+            "first_eval_seconds": round(eval_seconds[0], 3),
+            "seconds_per_epoch": round(float(np.median(train_seconds[1:])), 4),
+            "seconds_per_eval": round(float(np.median(eval_seconds[1:])), 4),
+            "epoch_seconds": [round(s, 4) for s in train_seconds[1:]],
+            "eval_seconds": [round(s, 4) for s in eval_seconds[1:]],
+            "mmrec_seconds": MMREC_SECONDS.get((spec.partition(":")[0], dataset.name))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=BABY, help="MMRec directory; 'synthetic' for the built-in data")
+    parser.add_argument("--models", default="lightgcn", help="comma-separated configs/<name>[:propagation]")
+    parser.add_argument("--epochs", type=int, default=7, help="timed epochs (and eval passes) per model")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    args = parser.parse_args()
+    data_dir = None if args.data == "synthetic" else args.data
+    runs = [time_model(spec, data_dir, args.epochs) for spec in args.models.split(",")]
+    first = runs[0]
+    for run in runs:
+        run["epoch_ratio_to_first"] = round(run["seconds_per_epoch"] / first["seconds_per_epoch"], 3)
+        run["eval_ratio_to_first"] = round(run["seconds_per_eval"] / first["seconds_per_eval"], 3)
+    result = {"benchmark": "epoch_and_eval_seconds", "command": "python " + " ".join(
+        [os.path.relpath(__file__, ROOT)] + [f"--{k}={v}" for k, v in vars(args).items() if v is not None]),
+        "commit": git_commit(), "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+        "cpu_count": os.cpu_count(), "runs": runs}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
