@@ -30,7 +30,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.seed = 999
     config.train.patience = 20
     config.train.checkpoint_every = 1  # epochs between saves of the latest state (<workdir>/checkpoints)
-    config.train.distributed = False  # multi-host: call jax.distributed.initialize() before training
+    # Multi-host: jax.distributed.initialize() before training; None = detected (Cloud TPU, SLURM, ...).
+    config.train.distributed = ml_collections.ConfigDict(dict(
+        enabled=False, coordinator_address=config_dict.placeholder(str),
+        num_processes=config_dict.placeholder(int), process_id=config_dict.placeholder(int)))
     config.train.negative_pool = "train_items"  # MMRec draws negatives among items seen in training
 
     config.eval = ml_collections.ConfigDict()

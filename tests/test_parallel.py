@@ -108,3 +108,16 @@ def test_two_device_gradients_equal_the_global_batch_gradient():
     loss_error, gradient_error = (float(x) for x in proc.stdout.split())
     assert loss_error < 1e-6
     assert gradient_error < 1e-5
+
+
+def test_distributed_initialise_only_when_enabled(monkeypatch):
+    from mmjax import defaults
+
+    calls = []
+    monkeypatch.setattr(parallel.jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    cfg = defaults.get_config().train.distributed
+    parallel.initialize_distributed(cfg)
+    assert calls == []
+    cfg.enabled, cfg.coordinator_address, cfg.num_processes, cfg.process_id = True, "10.0.0.1:1234", 2, 1
+    parallel.initialize_distributed(cfg)
+    assert calls == [dict(coordinator_address="10.0.0.1:1234", num_processes=2, process_id=1)]

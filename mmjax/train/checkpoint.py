@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 from mmjax.errors import MmjaxError
@@ -79,6 +80,8 @@ class RunCheckpoints:
         """Records the run's config and data on first use; MmjaxError if a later start differs."""
         path = os.path.join(self.root, "run.json")
         if not os.path.exists(path):
+            if jax.process_index() != 0:
+                return  # the primary host records it
             with open(path, "w") as f:
                 json.dump(identity, f, indent=1)
             return

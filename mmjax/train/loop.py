@@ -24,7 +24,8 @@ from mmjax.errors import ConfigError
 from mmjax.eval import evaluate
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
-from mmjax.train.parallel import AXIS, check_global_batch, replicate, shard_batches, unreplicate
+from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, replicate, shard_batches,
+                                  unreplicate)
 from mmjax.train.state import RunProgress, TrainState
 from mmjax.train.task import Task
 
@@ -169,7 +170,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
         checkpoints.discard_best_after(progress.epochs_done)
         logger.info("resuming from %s/latest/%d: %d epochs done, best epoch %d", checkpoints.root,
                     progress.epochs_done, progress.epochs_done, progress.stopper.best_epoch)
-    writer = report.RunWriter(workdir, progress.records)
+    writer = report.RunWriter(workdir, progress.records, enabled=is_primary_host())
 
     score_state = jax.jit(task.score_state)
 

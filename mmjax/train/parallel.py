@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 
 from mmjax.errors import ConfigError
@@ -52,7 +53,13 @@ def unreplicate(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x[0], tree)
 
 
-def initialize_distributed(enabled: bool) -> None:
-    """Joins a multi-host job (coordinator, process count and id from the environment / cluster)."""
-    if enabled:
-        jax.distributed.initialize()
+def initialize_distributed(cfg: ml_collections.ConfigDict) -> None:
+    """Joins a multi-host job when train.distributed.enabled; unset fields are detected by jax."""
+    if cfg.enabled:
+        jax.distributed.initialize(coordinator_address=cfg.coordinator_address, num_processes=cfg.num_processes,
+                                   process_id=cfg.process_id)
+
+
+def is_primary_host() -> bool:
+    """Whether this process writes the workdir's files (process 0 of a multi-host job)."""
+    return jax.process_index() == 0

@@ -19,20 +19,25 @@ class RunWriter:
     hold exactly those, dropping lines of epochs the resumed run will replay.
     """
 
-    def __init__(self, workdir: str, records: Sequence[dict[str, Any]] = ()):
-        os.makedirs(workdir, exist_ok=True)
+    def __init__(self, workdir: str, records: Sequence[dict[str, Any]] = (), enabled: bool = True):
         self.workdir = workdir
+        self.enabled = enabled  # False on the non-primary hosts of a multi-host job
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self.records: list[dict[str, Any]] = list(records)
-        with open(self.metrics_path, "w") as f:
-            f.writelines(json.dumps(record) + "\n" for record in self.records)
+        if enabled:
+            os.makedirs(workdir, exist_ok=True)
+            with open(self.metrics_path, "w") as f:
+                f.writelines(json.dumps(record) + "\n" for record in self.records)
 
     def epoch(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.enabled:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def results(self, results: dict[str, Any], config: ml_collections.ConfigDict) -> None:
+        if not self.enabled:
+            return
         path = os.path.join(self.workdir, "results.json")
         with open(path, "w") as f:
             json.dump({**results, "config": config.to_dict()}, f, indent=2, default=str)

@@ -59,7 +59,7 @@ def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task
     """Joins a multi-host job if asked, loads the data and builds the protocol's task."""
     if config.task not in PROTOCOLS:
         raise ConfigError(f"task: expected one of {sorted(PROTOCOLS)}, got {config.task!r}")
-    initialize_distributed(bool(config.train.distributed))
+    initialize_distributed(config.train.distributed)
     dataset = load_dataset(config.data)
     logger.info("jax %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
     return dataset, PROTOCOLS[config.task](config, dataset)
