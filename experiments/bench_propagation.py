@@ -3,7 +3,9 @@
 The real Baby train graph when --data exists (19,445 users, 7,050 items, 118,551 train pairs -> 26,495
 nodes, 237,102 directed edges), else a random bipartite graph of the same size. Forward and
 forward+backward (value_and_grad of the sum of squares of the output wrt x0), jitted, repeats of the
-two paths interleaved in alternating order so machine noise hits both; medians and their ratios.
+two paths interleaved in alternating order so machine noise hits both; medians and their ratios. When
+PyTorch is installed (`pip install torch`), the same computation with `torch.sparse.mm` (the product
+MMRec's graph models use) is timed in the same loop, for a PyTorch ratio measured in the same run.
 
   PYTHONPATH=. python experiments/bench_propagation.py [--repeats 50] [--out results/x.json]
 """
@@ -48,6 +50,39 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def torch_calls(graph: jraph.GraphsTuple, x0: np.ndarray, layers: int) -> dict[str, Callable[[], object]]:
+    """torch.sparse.mm propagation (forward; forward+backward), or {} when PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    num_nodes = x0.shape[0]
+    index = torch.as_tensor(np.stack([np.asarray(graph.receivers), np.asarray(graph.senders)]).astype(np.int64))
+    adjacency = torch.sparse_coo_tensor(index, torch.tensor(np.array(graph.edges)), (num_nodes, num_nodes),
+                                        check_invariants=False).coalesce()
+    x = torch.tensor(np.array(x0))
+
+    def layer_mean(start: "torch.Tensor") -> "torch.Tensor":
+        outputs, h = [start], start
+        for _ in range(layers):
+            h = torch.sparse.mm(adjacency, h)
+            outputs.append(h)
+        return torch.stack(outputs).mean(0)
+
+    def forward():
+        with torch.no_grad():
+            return layer_mean(x)
+
+    def forward_backward():
+        leaf = x.clone().requires_grad_(True)
+        loss = (layer_mean(leaf) ** 2).sum()
+        loss.backward()
+        return leaf.grad
+
+    return {"forward": forward, "forward_backward": forward_backward, "version": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=BABY, help="MMRec baby directory (random graph if absent)")
@@ -73,6 +108,10 @@ def main() -> None:
     for path, g in graphs.items():
         calls[(path, "forward")] = functools.partial(forward, g, x0)
         calls[(path, "forward_backward")] = functools.partial(forward_backward, g, x0)
+    torch_side = torch_calls(graph, np.asarray(x0), args.layers)
+    for kind in ("forward", "forward_backward"):
+        if kind in torch_side:
+            calls[("torch_sparse_mm", kind)] = torch_side[kind]
     for call in calls.values():  # compile and warm up
         for _ in range(3):
             jax.block_until_ready(call())
@@ -95,6 +134,10 @@ def main() -> None:
         "ratio_segment_sum_over_sparse": {
             kind: round(median[("segment_sum", kind)] / median[("sparse", kind)], 2)
             for kind in ("forward", "forward_backward")},
+        "torch": {"version": torch_side["version"], "threads": torch_side["threads"],
+                  "ratio_torch_over_sparse": {
+                      kind: round(median[("torch_sparse_mm", kind)] / median[("sparse", kind)], 2)
+                      for kind in ("forward", "forward_backward")}} if torch_side else None,
         "max_abs_diff_output": float(jnp.max(jnp.abs(outputs["sparse"] - outputs["segment_sum"]))),
         "max_abs_diff_grad": float(jnp.max(jnp.abs(grads["sparse"] - grads["segment_sum"]))),
     }
