@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,17 +27,21 @@ import numpy as np
 
 from mmjax.data import load_mmrec_dir
 from mmjax.graph import Graph, lightgcn_layers, sparse_adjacency, user_item_graph
+from mmjax.train.train import git_commit
 
 BABY = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "baby"
 BABY_USERS, BABY_ITEMS, BABY_TRAIN_PAIRS = 19445, 7050, 118551
 
 
 def baby_graph(data: Path, seed: int) -> tuple[jraph.GraphsTuple, int, int, str]:
-    """The real Baby train graph, or a random bipartite graph of its size when `data` is absent."""
+    """The real Baby train graph, or a random bipartite graph of its size when `data` is absent.
+
+    The last element names the source: the dataset checksum, or 'random'.
+    """
     if data.is_dir():
         dataset = load_mmrec_dir(data)
         return user_item_graph(dataset.train, dataset.num_users, dataset.num_items), \
-            dataset.num_users, dataset.num_items, "real"
+            dataset.num_users, dataset.num_items, dataset.checksum
     rng = np.random.default_rng(seed)
     keys = rng.choice(BABY_USERS * BABY_ITEMS, BABY_TRAIN_PAIRS, replace=False)
     pairs = np.stack([keys // BABY_ITEMS, keys % BABY_ITEMS], axis=1)
@@ -93,7 +98,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
 
-    graph, num_users, num_items, source = baby_graph(args.data, args.seed)
+    graph, num_users, num_items, checksum = baby_graph(args.data, args.seed)
     start = time.perf_counter()
     adj = sparse_adjacency(graph)
     build_ms = (time.perf_counter() - start) * 1e3
@@ -124,7 +129,8 @@ def main() -> None:
     outputs = {path: calls[(path, "forward")]() for path in graphs}
     grads = {path: calls[(path, "forward_backward")]()[1] for path in graphs}
     result = {
-        "benchmark": "propagation_lightgcn", "source": source, "jax": jax.__version__,
+        "benchmark": "propagation_lightgcn", "command": " ".join(["python", *sys.argv]), "commit": git_commit(),
+        "source": "random" if checksum == "random" else "real", "dataset_checksum": checksum, "jax": jax.__version__,
         "device": str(jax.devices()[0]), "num_users": num_users, "num_items": num_items, "num_nodes": num_nodes,
         "directed_edges": int(graph.n_edge[0]), "symmetric": adj.transpose is None, "dim": args.dim,
         "layers": args.layers, "repeats": args.repeats, "seed": args.seed,
