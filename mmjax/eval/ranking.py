@@ -8,8 +8,10 @@ only metric sums, so one evaluation pass compiles once and moves a few floats ba
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import os
 import weakref
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -224,8 +226,11 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
         raise ConfigError(f"eval.batch_size: expected a positive int, got {block_size!r}")
     block_size = min(int(block_size), eval_set.num_users)
     blocks = _device_blocks(eval_set, block_size)
-    sums = [_block_sums(score_state, blocks, np.int32(start), score_fn=score_fn, ks=ks,
-                        block_size=block_size, num_items=eval_set.num_items)
-            for start in range(0, eval_set.num_users, block_size)]
-    totals = np.sum(np.asarray(jax.device_get(sums), dtype=np.float64), axis=0)  # the only host sync
+    block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, ks=ks,
+                                   block_size=block_size, num_items=eval_set.num_items)
+    starts = [np.int32(start) for start in range(0, eval_set.num_users, block_size)]
+    # XLA's CPU top_k runs on one core; blocks run from a thread per core overlap it with the other work.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
+        sums = list(pool.map(lambda start: jax.block_until_ready(block_sums(start)), starts))
+    totals = np.sum(np.asarray(jax.device_get(sums), dtype=np.float64), axis=0)  # summed in block order
     return {name: float(total / eval_set.num_users) for name, total in zip(metric_names(ks), totals)}
