@@ -1,5 +1,6 @@
 """Checkpoints: SIGKILL and resume ends like an uninterrupted run; corrupt latest falls back; NaN stops."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,12 +12,14 @@ import time
 import numpy as np
 import pytest
 
-from mmjax import defaults
 from mmjax.errors import MmjaxError
 from mmjax.train import loop
+from mmjax.train import train as train_module
 from mmjax.train.state import EarlyStopping, RunProgress
 from mmjax.train.topk import graph_topk_task
-from mmjax.train.train import load_dataset, train_and_evaluate
+from mmjax.train.train import train_and_evaluate
+
+import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEDIUM = ["--config.data.synthetic.num_users=1500", "--config.data.synthetic.num_items=800",
@@ -67,15 +70,7 @@ def test_sigkill_then_same_command_resumes_to_the_uninterrupted_result(tmp_path)
 
 
 def small_config(**train):
-    config = defaults.get_config()
-    config.model.n_layers = 2
-    config.data.synthetic.num_users = 300
-    config.data.synthetic.num_items = 150
-    config.train.batch_size = 256
-    config.train.learning_rate = 0.01
-    for key, value in train.items():
-        config.train[key] = value
-    return config
+    return helpers.small_config(**{"learning_rate": 0.01, **train})
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
@@ -132,9 +127,9 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp
                 batches["weights"][1, 0] = np.nan  # step 1 of epoch 2 meets a NaN
             return batches
 
-        return type(task)(**{**task.__dict__, "epoch_batches": epoch_batches})
+        return dataclasses.replace(task, epoch_batches=epoch_batches)
 
-    monkeypatch.setitem(__import__("mmjax.train.train", fromlist=["PROTOCOLS"]).PROTOCOLS, "graph", poisoned_task)
+    monkeypatch.setitem(train_module.PROTOCOLS, "graph", poisoned_task)
     with pytest.raises(loop.NonFiniteLossError, match=r"epoch 2, step 1 of \d+; kept the last good checkpoint"):
         train_and_evaluate(small_config(num_epochs=5), str(tmp_path))
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()) == [1, 2]

@@ -10,22 +10,17 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import defaults
 from mmjax.errors import MmjaxError
 from mmjax.train.train import evaluate_best, load_best, parse_users, recommend, train_and_evaluate
+
+import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_config():
-    config = defaults.get_config()
-    config.model.n_layers = 2
-    config.data.synthetic.num_users = 200
-    config.data.synthetic.num_items = 120
-    config.train.batch_size = 256
-    config.train.learning_rate = 0.01
-    config.train.num_epochs = 6
-    config.train.patience = 1  # stops early on some seeds, so the best epoch need not be the last
+    # patience 1 stops early on some seeds, so the best epoch need not be the last
+    config = helpers.small_config(users=200, items=120, learning_rate=0.01, num_epochs=6, patience=1)
     config.recommend.k = 7
     return config
 

@@ -4,23 +4,10 @@ import json
 
 import pytest
 
-from mmjax import defaults
 from mmjax.train.state import EarlyStopping
 from mmjax.train.train import train_and_evaluate
 
-
-def small_config(model="lightgcn", **train):
-    config = defaults.get_config()
-    config.model.name = model
-    config.model.n_layers = 2
-    config.data.synthetic.num_users = 300
-    config.data.synthetic.num_items = 150
-    config.train.batch_size = 256
-    config.train.num_epochs = 8
-    config.train.patience = 20
-    for key, value in train.items():
-        config.train[key] = value
-    return config
+from helpers import small_config
 
 
 @pytest.mark.parametrize("model", ["bpr", "lightgcn"])
