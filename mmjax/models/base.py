@@ -46,6 +46,7 @@ class GraphModel:
     score_fn(state, users) -> [len(users), num_items] scores (default: dot products).
     prepare_epoch(consts, rng) -> the constants one epoch trains with (e.g. an edge-dropped graph);
       jittable, run once per epoch inside the compiled epoch.
+    inspect(params, consts) -> named per-item/per-user arrays a report plots (e.g. gate values), or None.
     """
 
     init: Callable[[jax.Array], Params]
@@ -54,6 +55,7 @@ class GraphModel:
     consts: Consts
     score_fn: Callable[[Any, jax.Array], jax.Array] = dot_scores
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = keep_consts
+    inspect: Callable[[Params, Consts], dict[str, jax.Array]] | None = None
 
 
 def batch_scores(out: Embeddings, batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -35,3 +35,11 @@ def embedding_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
     row_weights = weights[:, None]
     norms = [jnp.sqrt(batch_sum(row_weights * jnp.square(table), axis_name)) for table in tables]
     return sum(norms) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
+
+
+def squared_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
+                         axis_name: str | None = None) -> jax.Array:
+    """½ Σ ||row||² over the global batch's rows of every table, divided by the batch size (LightGCN's L2)."""
+    row_weights = weights[:, None]
+    total = sum(batch_sum(row_weights * jnp.square(table), axis_name) for table in tables)
+    return 0.5 * total / jnp.maximum(batch_sum(weights, axis_name), 1.0)
