@@ -13,4 +13,6 @@ def get_config():
     config.model.item_init = "id+content"  # id+content | content_only | concat_proj
     config.model.content_dropout = 0.0
     config.model.proj_weight_decay = 0.0  # λ_w on the projection / gate kernels
+    # [our choice] raw features differ in scale by modality (tiktok: image rows have norm ~33, audio ~4.5)
+    config.model.feature_norm = "l2"  # l2 (rows) | standard (columns) | none
     return config

@@ -66,7 +66,7 @@ def test_report_draws_the_gate_distribution(tmp_path):
     config = helpers.small_config(users=100, items=60, num_epochs=2)
     config.model.name = "rlmultimodalrec"
     config.model.update(dict(fusion="gate", gate="vector", item_init="id+content", content_dropout=0.0,
-                             proj_weight_decay=0.0, reg_weight=1e-4))
+                             proj_weight_decay=0.0, reg_weight=1e-4, feature_norm="l2"))
     train_and_evaluate(config, str(tmp_path))
     summary = report(str(tmp_path))
     assert (tmp_path / "gate_histogram.png").stat().st_size > 0

@@ -19,7 +19,7 @@ def rlm_config(**model):
     config = helpers.small_config(users=120, items=80)
     config.model.name = "rlmultimodalrec"
     config.model.update(dict(n_layers=2, reg_weight=1e-4, fusion="gate", gate="vector", item_init="id+content",
-                             content_dropout=0.0, proj_weight_decay=0.0))
+                             content_dropout=0.0, proj_weight_decay=0.0, feature_norm="none"))
     config.model.update(model)
     return config
 
@@ -82,7 +82,8 @@ def test_forward_is_lightgcn_over_id_plus_fused_content():
 
 @pytest.mark.parametrize("overrides", [{"item_init": "content_only"}, {"item_init": "concat_proj"},
                                        {"n_layers": 0}, {"content_dropout": 0.1, "proj_weight_decay": 1e-3},
-                                       {"modalities": ("text",)}])
+                                       {"modalities": ("text",)}, {"feature_norm": "l2"},
+                                       {"feature_norm": "standard"}])
 def test_variants_give_finite_loss_and_gradients(overrides):
     model = build_model(rlm_config(**overrides).model, dataset())
     params = model.init(jax.random.PRNGKey(0))
@@ -107,7 +108,7 @@ def test_three_modalities_and_missing_ones():
 
 
 @pytest.mark.parametrize("field,value", [("fusion", "max"), ("gate", "matrix"), ("item_init", "x"),
-                                         ("n_layers", -1), ("content_dropout", 1.0)])
+                                         ("n_layers", -1), ("content_dropout", 1.0), ("feature_norm", "max")])
 def test_bad_config_values(field, value):
     with pytest.raises(ConfigError, match=f"model.{field}"):
         build_model(rlm_config(**{field: value}).model, dataset())

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, DataError
@@ -39,9 +40,25 @@ def selected_modalities(cfg: ml_collections.ConfigDict, dataset: InteractionData
     return tuple(dict.fromkeys(wanted))
 
 
-def modality_features(dataset: InteractionDataset, modalities: Sequence[str]) -> dict[str, jax.Array]:
-    """The raw item features of each modality, float32 [num_items, dim]."""
-    return {name: jnp.asarray(dataset.features[name]) for name in modalities}
+FEATURE_NORMS = ("none", "l2", "standard")
+
+
+def normalised(features: np.ndarray, norm: str) -> np.ndarray:
+    """Rows L2-normalised ("l2"), columns standardised to mean 0 / sd 1 ("standard"), or as they are."""
+    if norm == "l2":
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    if norm == "standard":
+        return (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-12)
+    if norm == "none":
+        return features
+    raise ConfigError(f"model.feature_norm: expected one of {FEATURE_NORMS}, got {norm!r}")
+
+
+def modality_features(dataset: InteractionDataset, modalities: Sequence[str],
+                      norm: str = "none") -> dict[str, jax.Array]:
+    """The item features of each modality, float32 [num_items, dim], normalised as `norm` says."""
+    return {name: jnp.asarray(normalised(np.asarray(dataset.features[name]), norm), jnp.float32)
+            for name in modalities}
 
 
 def item_knn_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,

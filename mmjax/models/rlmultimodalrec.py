@@ -91,7 +91,8 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
     check_config(cfg)
     modalities = selected_modalities(cfg, dataset)
-    inputs = Inputs(graph=interaction_graph(cfg, dataset), features=modality_features(dataset, modalities))
+    inputs = Inputs(graph=interaction_graph(cfg, dataset),
+                    features=modality_features(dataset, modalities, cfg.feature_norm))
     module = RLMultimodalRec(num_users=dataset.num_users, num_items=dataset.num_items, embed_dim=cfg.embed_dim,
                              n_layers=cfg.n_layers, fusion=cfg.fusion, gate=cfg.gate, item_init=cfg.item_init,
                              content_dropout=cfg.content_dropout, embedding_init=cfg.init)
