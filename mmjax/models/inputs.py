@@ -62,9 +62,12 @@ def modality_features(dataset: InteractionDataset, modalities: Sequence[str],
 
 
 def item_knn_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
-                   weights: Mapping[str, float]) -> Graph:
-    """Σ_m w_m S_m of the modalities' kNN item graphs (k = cfg.knn_k), in cfg.propagation's representation."""
+                   weights: Mapping[str, float], weighted: bool = True) -> Graph:
+    """Σ_m w_m S_m of the modalities' kNN item graphs (k = cfg.knn_k), in cfg.propagation's representation.
+
+    `weighted`: kept neighbours carry their cosine (LATTICE/MGCN) or 1 (FREEDOM) before normalisation.
+    """
     if cfg.knn_k < 1:
         raise ConfigError(f"model.knn_k: expected >= 1, got {cfg.knn_k}")
-    return on_device(propagation_graph(mixed_knn_graph(dataset.features, weights, k=int(cfg.knn_k)),
-                                       cfg.propagation))
+    return on_device(propagation_graph(mixed_knn_graph(dataset.features, weights, k=int(cfg.knn_k),
+                                                       weighted=weighted), cfg.propagation))
