@@ -20,6 +20,7 @@ import time
 import jax
 import numpy as np
 
+from mmjax.config_files import load_config_file
 from mmjax.eval import evaluate
 from mmjax.train.loop import EpochTrainer, check_monitor
 from mmjax.train.parallel import replicate, unreplicate
@@ -35,11 +36,7 @@ MMREC_SECONDS = {("lightgcn", "baby"): {"train_epoch": 7.0, "eval_pass": 3.1},
 def load_config(spec: str, data_dir: str | None):
     """'name' or 'name:propagation' -> configs/<name>.py's config on `data_dir`."""
     name, _, propagation = spec.partition(":")
-    path = os.path.join(ROOT, "configs", f"{name}.py")
-    namespace: dict = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), namespace)  # noqa: S102 - a config file of this repository
-    config = namespace["get_config"]()
+    config = load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))
     config.data.dir = data_dir
     if propagation:
         config.model.propagation = propagation

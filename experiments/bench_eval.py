@@ -16,12 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax.eval import build_eval_set, evaluate
-
-
-def dot_scores(state: tuple[jax.Array, jax.Array], users: jax.Array) -> jax.Array:
-    """Every item's score for a block of users."""
-    user_vectors, item_vectors = state
-    return user_vectors[users] @ item_vectors.T
+from mmjax.models.base import dot_scores
 
 
 def random_split(rng: np.random.Generator, num_users: int, num_items: int, num_train: int, num_test: int):

@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.init = "xavier_uniform"
     config.model.reg_weight = 0.01
     config.model.propagation = "sparse"  # "sparse" (CSR product, fast) or "segment_sum" (the jraph reference)
+    config.model.modalities = config_dict.placeholder(tuple)  # feature modalities a model reads; None = all
 
     config.train = ml_collections.ConfigDict()
     config.train.num_epochs = 1000

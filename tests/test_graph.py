@@ -8,8 +8,9 @@ import pytest
 import scipy.sparse
 
 from mmjax.errors import ConfigError, DataError
-from mmjax.graph import (SparseAdjacency, dense_adjacency, knn_item_graph, lightgcn_layers, propagate_segment_sum,
-                         propagate_sparse, propagation_graph, sparse_adjacency, user_item_graph)
+from mmjax.graph import (SparseAdjacency, dense_adjacency, knn_item_graph, lightgcn_layers, mixed_knn_graph,
+                         propagate_segment_sum, propagate_sparse, propagation_graph, sparse_adjacency,
+                         user_item_graph)
 
 
 def small_pairs():
@@ -154,3 +155,14 @@ def test_propagation_graph_by_kind():
     assert isinstance(propagation_graph(graph, "sparse"), SparseAdjacency)
     with pytest.raises(ConfigError, match="model.propagation.*'segment_sum', 'sparse'.*'dense'"):
         propagation_graph(graph, "dense")
+
+
+def test_mixed_knn_graph_is_the_weighted_sum_of_the_modality_graphs():
+    rng = np.random.default_rng(2)
+    features = {"image": rng.normal(size=(15, 6)).astype(np.float32),
+                "text": rng.normal(size=(15, 4)).astype(np.float32)}
+    mixed = mixed_knn_graph(features, {"image": 0.1, "text": 0.9}, k=3)
+    expected = (0.1 * dense_adjacency(knn_item_graph(features["image"], k=3))
+                + 0.9 * dense_adjacency(knn_item_graph(features["text"], k=3)))
+    np.testing.assert_allclose(dense_adjacency(mixed), expected, atol=1e-6)
+    assert np.all(np.diff(mixed.receivers) >= 0)

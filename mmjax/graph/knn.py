@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import jraph
 import numpy as np
+import scipy.sparse
 
 from mmjax.errors import DataError
 from mmjax.graph.bipartite import symmetric_weights
@@ -41,3 +44,26 @@ def knn_item_graph(features: np.ndarray, k: int = 10, weighted: bool = True,
     return jraph.GraphsTuple(
         nodes=None, edges=weights, senders=senders, receivers=receivers, globals=None,
         n_node=np.array([num_items], dtype=np.int32), n_edge=np.array([len(senders)], dtype=np.int32))
+
+
+def mixed_knn_graph(features: Mapping[str, np.ndarray], weights: Mapping[str, float], k: int = 10,
+                    weighted: bool = True) -> jraph.GraphsTuple:
+    """Σ_m weights[m] · S_m over the modalities' normalised kNN graphs (FREEDOM's frozen item-item graph).
+
+    Edges present in several modalities' graphs are merged (weights summed); edges sorted by receiver.
+    """
+    if not weights:
+        raise DataError("mixed_knn_graph: expected at least one modality weight")
+    total = None
+    for name, weight in weights.items():
+        graph = knn_item_graph(features[name], k=k, weighted=weighted)
+        n = int(graph.n_node[0])
+        part = scipy.sparse.csr_matrix((weight * np.asarray(graph.edges, np.float64),
+                                        (np.asarray(graph.receivers), np.asarray(graph.senders))), shape=(n, n))
+        total = part if total is None else total + part
+    total.sort_indices()
+    receivers = np.repeat(np.arange(n), np.diff(total.indptr)).astype(np.int32)
+    return jraph.GraphsTuple(
+        nodes=None, edges=total.data.astype(np.float32), senders=total.indices.astype(np.int32),
+        receivers=receivers, globals=None, n_node=np.array([n], dtype=np.int32),
+        n_edge=np.array([len(receivers)], dtype=np.int32))

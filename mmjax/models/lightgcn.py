@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import jraph
+import ml_collections
 from flax import linen as nn
 
-from mmjax.graph import lightgcn_layers
+from mmjax.data import InteractionDataset
+from mmjax.errors import ConfigError
+from mmjax.graph import Graph, lightgcn_layers
+from mmjax.models.base import GraphModel, embedding_model
 from mmjax.models.initializers import embedding_initializer
+from mmjax.models.inputs import interaction_graph
 from mmjax.models.outputs import Embeddings
 
 
@@ -21,10 +25,19 @@ class LightGCN(nn.Module):
     embedding_init: str = "xavier_uniform"
 
     @nn.compact
-    def __call__(self, graph: jraph.GraphsTuple) -> Embeddings:
+    def __call__(self, graph: Graph) -> Embeddings:
         initializer = embedding_initializer(self.embedding_init)
         users = self.param("user_embedding", initializer, (self.num_users, self.embed_dim), jnp.float32)
         items = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
         final = lightgcn_layers(graph, jnp.concatenate([users, items], axis=0), self.n_layers)
         return Embeddings(users=final[:self.num_users], items=final[self.num_users:],
                           ego_users=users, ego_items=items)
+
+
+def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+    """LightGCN over the train graph, with MMRec's loss: BPR + reg_weight * EmbLoss of the ego rows."""
+    if cfg.n_layers < 0:
+        raise ConfigError(f"model.n_layers: expected >= 0, got {cfg.n_layers}")
+    module = LightGCN(num_users=dataset.num_users, num_items=dataset.num_items, embed_dim=cfg.embed_dim,
+                      n_layers=cfg.n_layers, embedding_init=cfg.init)
+    return embedding_model(module, interaction_graph(cfg, dataset), float(cfg.reg_weight))

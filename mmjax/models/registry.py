@@ -1,38 +1,32 @@
-"""config.model.name -> a Linen module built from the config and the dataset sizes."""
+"""config.model.name -> the model file's build(cfg, dataset) -> GraphModel (imported on first use)."""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 import ml_collections
-from flax import linen as nn
 
+from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
-from mmjax.models.bpr import BPRMF
-from mmjax.models.lightgcn import LightGCN
+from mmjax.models.base import GraphModel
 
-
-def _bpr(cfg: ml_collections.ConfigDict, num_users: int, num_items: int) -> nn.Module:
-    return BPRMF(num_users=num_users, num_items=num_items, embed_dim=cfg.embed_dim, embedding_init=cfg.init)
-
-
-def _lightgcn(cfg: ml_collections.ConfigDict, num_users: int, num_items: int) -> nn.Module:
-    if cfg.n_layers < 0:
-        raise ConfigError(f"model.n_layers: expected >= 0, got {cfg.n_layers}")
-    return LightGCN(num_users=num_users, num_items=num_items, embed_dim=cfg.embed_dim,
-                    n_layers=cfg.n_layers, embedding_init=cfg.init)
-
-
-MODELS: dict[str, Callable[[ml_collections.ConfigDict, int, int], nn.Module]] = {
-    "bpr": _bpr,
-    "lightgcn": _lightgcn,
+# name -> module under mmjax.models defining build(cfg, dataset) -> GraphModel
+MODELS: dict[str, str] = {
+    "bpr": "bpr",
+    "lightgcn": "lightgcn",
+    "vbpr": "vbpr",
+    "freedom": "freedom",
+    "mgcn": "mgcn",
+    "rlmultimodalrec": "rlmultimodalrec",
 }
 
 
-def build_model(cfg: ml_collections.ConfigDict, num_users: int, num_items: int) -> nn.Module:
-    """The module named by cfg.name; ConfigError listing the known names otherwise."""
+def build_model(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+    """The model named by cfg.name, built for `dataset`; ConfigError listing the known names otherwise."""
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name: expected one of {sorted(MODELS)}, got {cfg.name!r}")
     if cfg.embed_dim <= 0:
         raise ConfigError(f"model.embed_dim: expected > 0, got {cfg.embed_dim}")
-    return MODELS[cfg.name](cfg, num_users, num_items)
+    if cfg.reg_weight < 0:
+        raise ConfigError(f"model.reg_weight: expected >= 0, got {cfg.reg_weight}")
+    return importlib.import_module(f"mmjax.models.{MODELS[cfg.name]}").build(cfg, dataset)

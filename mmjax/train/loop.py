@@ -76,7 +76,9 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation) -> Cal
         return (new_state, consts), loss
 
     def train_epoch(state: TrainState, consts: Any, batches: dict[str, jax.Array]):
-        (state, _), losses = jax.lax.scan(train_step, (state, consts), batches)
+        rng, epoch_rng = jax.random.split(state.rng)
+        epoch_consts = task.prepare_epoch(consts, epoch_rng)
+        (state, _), losses = jax.lax.scan(train_step, (state.replace(rng=rng), epoch_consts), batches)
         return state, losses
 
     return jax.pmap(train_epoch, axis_name=AXIS, donate_argnums=0)

@@ -35,3 +35,39 @@ def embedding_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
     row_weights = weights[:, None]
     norms = [jnp.sqrt(batch_sum(row_weights * jnp.square(table), axis_name)) for table in tables]
     return sum(norms) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Rows divided by max(‖row‖, eps), as torch.nn.functional.normalize."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature: float,
+             axis_name: str | None = None) -> jax.Array:
+    """Mean over the global batch's real rows of -log softmax_j(cos(v1_i, v2_j) / t) at j = i.
+
+    The candidates j are every real row of the global batch (duplicates included, as MMRec). Under
+    data parallelism each device scores its rows of view1 against view2 gathered from all devices, so
+    the loss equals the unsharded one; padding rows (weight 0) are neither scored nor candidates.
+    """
+    view1, view2 = l2_normalize(view1), l2_normalize(view2)
+    candidates, candidate_weights = view2, weights
+    if axis_name is not None:
+        candidates = jax.lax.all_gather(view2, axis_name, tiled=True)
+        candidate_weights = jax.lax.all_gather(weights, axis_name, tiled=True)
+    logits = (view1 @ candidates.T) / temperature
+    logits = jnp.where(candidate_weights[None, :] > 0, logits, -jnp.inf)
+    positive = jnp.sum(view1 * view2, axis=-1) / temperature
+    per_row = jnp.where(weights > 0, jax.nn.logsumexp(logits, axis=-1) - positive, 0.0)
+    return batch_sum(per_row * weights, axis_name) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
+
+
+def squared_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
+                         axis_name: str | None = None) -> jax.Array:
+    """½ Σ of the squared norms of the global batch's real rows, over the global batch size.
+
+    Squared, unlike EmbLoss (MGCN's and LightGCN's L2), divided by the configured batch size, which is
+    the padded global batch's size (padding rows, weight 0, add nothing to the sum), as MMRec does.
+    """
+    squares = sum(jnp.sum(jnp.square(table), axis=-1) for table in tables)
+    return 0.5 * batch_sum(squares * weights, axis_name) / batch_sum(jnp.ones_like(weights), axis_name)

@@ -44,6 +44,8 @@ def shard_batches(batches: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def replicate(tree: Any) -> Any:
     """One copy of every leaf on each local device (a leading device axis), placed once."""
     count = jax.local_device_count()
+    if not jax.tree_util.tree_leaves(tree):
+        return tree  # nothing to place (e.g. a model without constant inputs)
     return _replicate_on_devices(jax.tree_util.tree_map(
         lambda x: np.broadcast_to(np.asarray(x), (count, *np.shape(x))), tree))
 

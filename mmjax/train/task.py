@@ -32,6 +32,8 @@ class Task:
     score_state(params, consts) -> pytree that score_fn reads (e.g. final embeddings); jittable.
     score_fn(state, users) -> scores [len(users), num_items]; the same function object every epoch.
     eval_sets: 'valid' and 'test' ground truth with the items to mask.
+    prepare_epoch(consts, rng) -> the consts one epoch trains with (e.g. an edge-dropped graph); jittable,
+      run at the start of every compiled epoch with an RNG split from the train state.
     """
 
     model_name: str
@@ -43,3 +45,4 @@ class Task:
     score_fn: Callable[[Any, jax.Array], jax.Array]
     consts: Consts
     eval_sets: Mapping[str, EvalSet]
+    prepare_epoch: Callable[[Consts, jax.Array], Consts] = lambda consts, rng: consts

@@ -43,14 +43,13 @@ def load_dataset(data_cfg: ml_collections.ConfigDict) -> InteractionDataset:
 
 
 def git_commit() -> str:
-    """The checkout's commit (with '+dirty' for local changes to tracked files other than experiment
-    results, which are outputs), or 'unknown' outside git."""
+    """The checkout's commit, with '+dirty' when files other than experiment results (outputs) are changed
+    or not yet committed; 'unknown' outside git."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)experiments/results"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)experiments/results"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

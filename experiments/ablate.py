@@ -1,0 +1,190 @@
+"""Ablation runner: a base config × a list of override variants × seeds -> one JSON per run, a table, a chart.
+
+  python -m experiments.ablate --config=configs/rlmultimodalrec.py --grid=experiments/grids/rlmultimodalrec.py \
+      --data=../shared/data/tiktok --seeds=999,2024,2025 --name=rlmultimodalrec_tiktok
+  python -m experiments.ablate --config=configs/lightgcn.py --grid='model.n_layers=1,2,3;model.reg_weight=1e-2,1e-4'
+
+--grid is a python file whose get_grid() returns [(label, {dotted field: value}), ...], or an inline
+Cartesian product 'field=v1,v2;field2=v1,v2'. Every run trains through mmjax.train.train_and_evaluate
+in runs/ablate/<name>/<variant>_seed<seed> (a killed runner resumes its runs from their checkpoints) and
+its results.json is kept as experiments/results/<name>/<variant>_seed<seed>.json; runs whose JSON
+exists are not repeated (--rerun repeats them). Then <name>/table.md (mean ± standard deviation over
+seeds, with the reported figures for the same dataset beside), summary.json and chart.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+import numpy as np
+
+from mmjax.config_files import call_file_function, load_config_file, parse_value, with_overrides
+from mmjax.errors import ConfigError, MmjaxError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+Variant = tuple[str, dict[str, Any]]
+
+
+def load_grid(spec: str) -> list[Variant]:
+    """Variants from a grid file (get_grid()) or an inline 'field=v1,v2;field2=...' product."""
+    if spec.endswith(".py"):
+        variants = call_file_function(spec, "get_grid")
+    else:
+        axes = []
+        for part in filter(None, (p.strip() for p in spec.split(";"))):
+            field, _, values = part.partition("=")
+            if not values:
+                raise ConfigError(f"--grid: expected 'field=v1,v2', got {part!r}")
+            axes.append([(field.strip(), parse_value(v.strip())) for v in values.split(",")])
+        variants = [(",".join(f"{f.split('.')[-1]}={v}" for f, v in combo), dict(combo))
+                    for combo in itertools.product(*axes)]
+    labels = [label for label, _ in variants]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"--grid: variant labels must be unique, got {labels}")
+    return variants
+
+
+def slug(label: str) -> str:
+    """A file-name-safe form of a variant label."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", label).strip("_") or "base"
+
+
+def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: dict[str, Any], seed: int,
+                rerun: bool) -> dict:
+    """Results of one (variant, seed): read from its JSON, or trained and saved."""
+    from mmjax.train.train import train_and_evaluate
+
+    path = os.path.join(results_dir, f"{slug(label)}_seed{seed}.json")
+    if os.path.exists(path) and not rerun:
+        with open(path) as f:
+            return json.load(f)
+    config = with_overrides(base, {**overrides, "train.seed": seed})
+    workdir = os.path.join(runs_dir, f"{slug(label)}_seed{seed}")
+    logging.info("ablation variant %s (seed %d) -> %s", label, seed, workdir)
+    results = train_and_evaluate(config, workdir)
+    results = {**results, "variant": label, "overrides": overrides, "config": config.to_dict()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2, default=str)
+    return results
+
+
+def summarise(variants: list[Variant], runs: dict[str, list[dict]]) -> list[dict]:
+    """Per variant: mean and standard deviation over seeds of the test metrics, valid R@20 and timings."""
+    rows = []
+    for label, overrides in variants:
+        results = runs[label]
+        row = {"variant": label, "overrides": overrides, "seeds": [r["seed"] for r in results],
+               "per_seed_test": {str(r["seed"]): {m: r["test"][m] for m in COLUMNS} for r in results}}
+        for metric in COLUMNS:
+            values = np.array([r["test"][metric] for r in results])
+            row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+        valid = np.array([r["valid"]["recall@20"] for r in results])
+        row["valid_recall@20"] = float(valid.mean())
+        row["best_epoch"] = float(np.mean([r["best_epoch"] for r in results]))
+        row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in results]))
+        rows.append(row)
+    return rows
+
+
+def reported_for(dataset: str) -> list[dict]:
+    """Reported figures on `dataset` from third_party/reported_results/*.json."""
+    folder = os.path.join(ROOT, "third_party", "reported_results")
+    found = []
+    for file_name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if file_name.endswith(".json"):
+            with open(os.path.join(folder, file_name)) as f:
+                found += [row for row in json.load(f)["rows"] if row["dataset"] == dataset]
+    return found
+
+
+def markdown_table(name: str, dataset: str, rows: list[dict], reported: list[dict]) -> str:
+    """The ablation table: ours (mean ± std over seeds) then the reported figures on the same data."""
+    lines = [f"# {name}", "", f"Test metrics at the best-valid epoch on `{dataset}`, mean ± standard deviation "
+             f"over seeds {rows[0]['seeds']}.", "",
+             "| variant | " + " | ".join(COLUMNS) + " | valid R@20 | best epoch | s/epoch |",
+             "|---" * (len(COLUMNS) + 4) + "|"]
+    for row in rows:
+        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in COLUMNS]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) +
+                     f" | {row['valid_recall@20']:.4f} | {row['best_epoch']:.0f} | {row['seconds_per_epoch']:.2f} |")
+    if reported:
+        lines += ["", f"Reported on `{dataset}` (third_party/reported_results):", "",
+                  "| model | " + " | ".join(COLUMNS) + " | source |", "|---" * (len(COLUMNS) + 2) + "|"]
+        for row in reported:
+            cells = [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "–" for m in COLUMNS]
+            lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(name: str, rows: list[dict], path: str) -> None:
+    """Grouped bars of test R@20 and N@20 per variant, standard deviation over seeds as error bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [row["variant"] for row in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
+    for offset, metric in ((-0.2, "recall@20"), (0.2, "ndcg@20")):
+        ax.bar(x + offset, [r[metric]["mean"] for r in rows], width=0.4, yerr=[r[metric]["std"] for r in rows],
+               capsize=3, label=f"test {metric}")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set(title=f"{name} (mean ± sd over seeds)", ylabel="test metric")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="a configs/<model>.py file")
+    parser.add_argument("--grid", required=True, help="grid file (get_grid()) or 'field=v1,v2;field2=...'")
+    parser.add_argument("--data", default=None, help="MMRec data directory (default: the synthetic dataset)")
+    parser.add_argument("--seeds", default="999,2024,2025", help="comma-separated seeds")
+    parser.add_argument("--name", default=None, help="results folder under experiments/results/")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override applied to every variant, e.g. --set train.num_epochs=200")
+    parser.add_argument("--rerun", action="store_true", help="train again even where a result JSON exists")
+    parser.add_argument("--results-root", default=os.path.join(ROOT, "experiments", "results"))
+    parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "ablate"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        common = dict(item.split("=", 1) for item in args.set)
+        base = with_overrides(load_config_file(args.config),
+                              {**{k: parse_value(v) for k, v in common.items()}, "data.dir": args.data})
+        variants = load_grid(args.grid)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        dataset = os.path.basename(os.path.normpath(args.data)) if args.data else "synthetic"
+        name = args.name or f"ablate_{base.model.name}_{dataset}"
+        folder, runs_dir = os.path.join(args.results_root, name), os.path.join(args.runs_root, name)
+        runs = {label: [run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun) for seed in seeds]
+                for label, overrides in variants}
+    except MmjaxError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = summarise(variants, runs)
+    table = markdown_table(name, dataset, rows, reported_for(dataset))
+    with open(os.path.join(folder, "table.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump({"name": name, "config": args.config, "grid": args.grid, "dataset": dataset,
+                   "command": " ".join(["python -m experiments.ablate", *(argv or sys.argv[1:])]), "rows": rows},
+                  f, indent=2)
+    bar_chart(name, rows, os.path.join(folder, "chart.png"))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

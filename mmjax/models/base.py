@@ -1,0 +1,91 @@
+"""The contract between a graph top-K model and the trainer, and the scoring and loss pieces models share.
+
+A model file defines its Linen module and a `build(cfg, dataset) -> GraphModel`: the module, the constant
+inputs it reads (graphs, features: built once, host side) and how it trains and scores. The trainer
+(`train/topk.py`) adds batches, evaluation sets, the optimiser and checkpoints; nothing model-specific.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from mmjax.models.outputs import Embeddings
+from mmjax.train.losses import bpr_loss, embedding_norm_penalty
+
+Params = Any
+Consts = Any
+Batch = dict[str, jax.Array]
+LossFn = Callable[[Params, Consts, Batch, jax.Array, str | None], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def dot_scores(state: tuple[jax.Array, jax.Array], users: jax.Array) -> jax.Array:
+    """Scores of every item for a block of users: final user vectors times final item vectors."""
+    user_vectors, item_vectors = state
+    return user_vectors[users] @ item_vectors.T
+
+
+def keep_consts(consts: Consts, rng: jax.Array) -> Consts:
+    """The default per-epoch preparation: the constants stay as built."""
+    del rng
+    return consts
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphModel:
+    """A model bound to one dataset.
+
+    init(rng) -> params.
+    loss(params, consts, batch, rng, axis_name) -> (scalar, parts): batch has users, positives,
+      negatives, weights; reductions over the batch go through losses.batch_sum(..., axis_name).
+    score_state(params, consts) -> what score_fn reads (default: final user and item vectors).
+    score_fn(state, users) -> [len(users), num_items] scores (default: dot products).
+    prepare_epoch(consts, rng) -> the constants one epoch trains with (e.g. an edge-dropped graph);
+      jittable, run once per epoch inside the compiled epoch.
+    inspect(params, consts) -> named per-item/per-user arrays a report plots (e.g. gate values), or None.
+    """
+
+    init: Callable[[jax.Array], Params]
+    loss: LossFn
+    score_state: Callable[[Params, Consts], Any]
+    consts: Consts
+    score_fn: Callable[[Any, jax.Array], jax.Array] = dot_scores
+    prepare_epoch: Callable[[Consts, jax.Array], Consts] = keep_consts
+    inspect: Callable[[Params, Consts], dict[str, jax.Array]] | None = None
+
+
+def batch_scores(out: Embeddings, batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(user rows, positive scores, negative scores) of a BPR batch under dot-product scoring."""
+    user_vectors = out.users[batch["users"]]
+    positive = jnp.sum(user_vectors * out.items[batch["positives"]], axis=-1)
+    negative = jnp.sum(user_vectors * out.items[batch["negatives"]], axis=-1)
+    return user_vectors, positive, negative
+
+
+def bpr_with_ego_penalty(out: Embeddings, batch: Batch, reg_weight: float,
+                         axis_name: str | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """BPR on the final vectors + reg_weight * MMRec's EmbLoss on the batch's layer-0 (ego) rows."""
+    _, positive, negative = batch_scores(out, batch)
+    ranking = bpr_loss(positive, negative, batch["weights"], axis_name)
+    reg = embedding_norm_penalty((out.ego_users[batch["users"]], out.ego_items[batch["positives"]],
+                                  out.ego_items[batch["negatives"]]), batch["weights"], axis_name)
+    return ranking + reg_weight * reg, {"bpr": ranking, "reg": reg}
+
+
+def embedding_model(module: nn.Module, consts: Consts, reg_weight: float) -> GraphModel:
+    """A GraphModel for a module mapping consts -> Embeddings, trained with bpr_with_ego_penalty."""
+
+    def loss(params, consts, batch, rng, axis_name=None):
+        del rng  # deterministic given the batch
+        return bpr_with_ego_penalty(module.apply(params, consts), batch, reg_weight, axis_name)
+
+    def score_state(params, consts):
+        out: Embeddings = module.apply(params, consts)
+        return out.users, out.items
+
+    return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state,
+                      consts=consts)

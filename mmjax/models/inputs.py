@@ -1,0 +1,73 @@
+"""Constant model inputs built once from a dataset on the host: graphs and modality features."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax.data import InteractionDataset
+from mmjax.errors import ConfigError, DataError
+from mmjax.graph import Graph, mixed_knn_graph, propagation_graph, user_item_graph
+
+
+def on_device(tree):
+    """Every numpy leaf as a jax array (graphs keep their pytree structure)."""
+    return jax.tree_util.tree_map(jnp.asarray, tree)
+
+
+def interaction_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Graph:
+    """Â of the train interactions, in the representation cfg.propagation names."""
+    return on_device(propagation_graph(user_item_graph(dataset.train, dataset.num_users, dataset.num_items),
+                                       cfg.propagation))
+
+
+def selected_modalities(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
+                        minimum: int = 1) -> tuple[str, ...]:
+    """The modalities a model reads: cfg.modalities (None = all the dataset has), checked against the data."""
+    available = dataset.modalities
+    wanted = available if cfg.get("modalities") is None else tuple(cfg.modalities)
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise ConfigError(f"model.modalities: {unknown} not in dataset {dataset.name!r}, which has "
+                          f"{list(available) or 'no feature files'}")
+    if len(set(wanted)) < minimum:
+        raise DataError(f"model {cfg.name!r} needs at least {minimum} modality feature file(s) "
+                        f"(<modality>_feat.npy) in data.dir; dataset {dataset.name!r} gives {len(set(wanted))}")
+    return tuple(dict.fromkeys(wanted))
+
+
+FEATURE_NORMS = ("none", "l2", "standard")
+
+
+def normalised(features: np.ndarray, norm: str) -> np.ndarray:
+    """Rows L2-normalised ("l2"), columns standardised to mean 0 / sd 1 ("standard"), or as they are."""
+    if norm == "l2":
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    if norm == "standard":
+        return (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-12)
+    if norm == "none":
+        return features
+    raise ConfigError(f"model.feature_norm: expected one of {FEATURE_NORMS}, got {norm!r}")
+
+
+def modality_features(dataset: InteractionDataset, modalities: Sequence[str],
+                      norm: str = "none") -> dict[str, jax.Array]:
+    """The item features of each modality, float32 [num_items, dim], normalised as `norm` says."""
+    return {name: jnp.asarray(normalised(np.asarray(dataset.features[name]), norm), jnp.float32)
+            for name in modalities}
+
+
+def item_knn_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
+                   weights: Mapping[str, float], weighted: bool = True) -> Graph:
+    """Σ_m w_m S_m of the modalities' kNN item graphs (k = cfg.knn_k), in cfg.propagation's representation.
+
+    `weighted`: kept neighbours carry their cosine (LATTICE/MGCN) or 1 (FREEDOM) before normalisation.
+    """
+    if cfg.knn_k < 1:
+        raise ConfigError(f"model.knn_k: expected >= 1, got {cfg.knn_k}")
+    return on_device(propagation_graph(mixed_knn_graph(dataset.features, weights, k=int(cfg.knn_k),
+                                                       weighted=weighted), cfg.propagation))

@@ -1,0 +1,183 @@
+"""MGCN (multi-view graph convolutional network, ACM MM'23) as MMRec trains it.
+
+Three views of the items: the user-item graph (LightGCN over Â on the ID embeddings: the "content",
+i.e. behaviour, embeddings) and, per modality, a frozen kNN item-item graph over item vectors purified
+by the modality (item ID ⊙ a sigmoid gate of the projected features), lifted to users through
+R̂ = Â[:U, U:]. An attention over the modalities splits them into a common part and modality-specific
+parts, the latter gated by the behaviour embeddings; their average (the "side" embeddings) is added to
+the behaviour embeddings. Loss: BPR + squared L2 of the batch's final rows + InfoNCE aligning side and
+behaviour embeddings of the batch's users and positive items.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jraph
+import ml_collections
+import numpy as np
+from flax import linen as nn
+from flax import struct
+
+from mmjax.data import InteractionDataset
+from mmjax.errors import ConfigError
+from mmjax.graph import lightgcn_layers, propagate, propagation_graph, user_item_graph
+from mmjax.models.base import Batch, GraphModel, batch_scores
+from mmjax.models.initializers import embedding_initializer
+from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
+from mmjax.nn import TorchLinear
+from mmjax.train.losses import bpr_loss, info_nce, squared_norm_penalty
+
+
+@struct.dataclass
+class MGCNOutput:
+    """Final vectors (scored by dot product) and the two views the contrastive loss aligns."""
+
+    users: jax.Array
+    items: jax.Array
+    side_users: jax.Array
+    side_items: jax.Array
+    content_users: jax.Array
+    content_items: jax.Array
+
+
+def user_item_block(graph: jraph.GraphsTuple, num_users: int) -> jraph.GraphsTuple:
+    """R̂ = Â[:U, U:] as a graph over the same U + I nodes: only the item -> user edges of Â.
+
+    Propagating [0; x_items] over it gives [R̂ x_items; 0], so R̂ works with either propagation kind.
+    """
+    keep = np.asarray(graph.receivers) < num_users
+    return graph._replace(edges=np.asarray(graph.edges)[keep], senders=np.asarray(graph.senders)[keep],
+                          receivers=np.asarray(graph.receivers)[keep],
+                          n_edge=np.array([int(keep.sum())], dtype=np.int32))
+
+
+class MGCN(nn.Module):
+    """consts -> MGCNOutput: behaviour (user-item) view + purified modality item-item views, fused.
+
+    consts: 'adjacency' Â over U + I nodes, 'user_items' R̂ (see user_item_block), 'item_graphs' the
+    normalised kNN graph S_m of each modality, and 'features' the raw features; with train_features the
+    features are trainable tables (MMRec: from_pretrained(freeze=False)) initialised from
+    consts['features'], which apply then no longer needs (so no frozen copy is kept on device).
+    """
+
+    num_users: int
+    num_items: int
+    modalities: tuple[str, ...]
+    feature_dims: tuple[int, ...]
+    embed_dim: int = 64
+    n_ui_layers: int = 2
+    n_layers: int = 1
+    train_features: bool = True
+    embedding_init: str = "xavier_uniform"
+
+    def modality_table(self, consts: dict[str, Any], name: str, dim: int) -> jax.Array:
+        """The raw features of modality `name`: a trained copy or the frozen constant."""
+        if not self.train_features:
+            return consts["features"][name]
+
+        def from_features(rng: jax.Array) -> jax.Array:
+            del rng
+            if "features" in consts:
+                return jnp.asarray(consts["features"][name], jnp.float32)
+            # apply only checks the stored table's shape against this (abstractly); no copy is kept.
+            return jnp.zeros((self.num_items, dim), jnp.float32)
+
+        return self.param(f"{name}_features", from_features)
+
+    @nn.compact
+    def __call__(self, consts: dict[str, Any]) -> MGCNOutput:
+        initializer = embedding_initializer(self.embedding_init)
+        users = self.param("user_embedding", initializer, (self.num_users, self.embed_dim), jnp.float32)
+        items = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
+        ego = jnp.concatenate([users, items], axis=0)
+        content = lightgcn_layers(consts["adjacency"], ego, self.n_ui_layers)  # the behaviour view
+
+        user_padding = jnp.zeros((self.num_users, self.embed_dim), jnp.float32)
+        views = []
+        for name, dim in zip(self.modalities, self.feature_dims):
+            table = self.modality_table(consts, name, dim)
+            projected = TorchLinear(self.embed_dim, name=f"{name}_projection")(table)
+            purified = items * nn.sigmoid(TorchLinear(self.embed_dim, name=f"{name}_purifier")(projected))
+            for _ in range(self.n_layers):
+                purified = propagate(consts["item_graphs"][name], purified)
+            lifted = propagate(consts["user_items"], jnp.concatenate([user_padding, purified], axis=0))
+            views.append(jnp.concatenate([lifted[:self.num_users], purified], axis=0))
+
+        query_hidden = TorchLinear(self.embed_dim, name="query_hidden")
+        query_score = TorchLinear(1, use_bias=False, name="query_score")
+        scores = jnp.concatenate([query_score(jnp.tanh(query_hidden(view))) for view in views], axis=-1)
+        attention = jax.nn.softmax(scores, axis=-1)
+        common = sum(attention[:, m:m + 1] * view for m, view in enumerate(views))
+        preferences = [nn.sigmoid(TorchLinear(self.embed_dim, name=f"{name}_preference")(content))
+                       for name in self.modalities]
+        specific = [preference * (view - common) for preference, view in zip(preferences, views)]
+        side = (sum(specific) + common) / (len(views) + 1)
+        final = content + side
+        u = self.num_users
+        return MGCNOutput(users=final[:u], items=final[u:], side_users=side[:u], side_items=side[u:],
+                          content_users=content[:u], content_items=content[u:])
+
+
+def mgcn_loss(out: MGCNOutput, batch: Batch, reg_weight: float, cl_weight: float, temperature: float,
+              axis_name: str | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """BPR + reg_weight * squared_norm_penalty(final rows) + cl_weight * (InfoNCE of items + of users)."""
+    user_vectors, positive, negative = batch_scores(out, batch)
+    weights = batch["weights"]
+    ranking = bpr_loss(positive, negative, weights, axis_name)
+    reg = squared_norm_penalty((user_vectors, out.items[batch["positives"]], out.items[batch["negatives"]]),
+                               weights, axis_name)
+    contrast = (info_nce(out.side_items[batch["positives"]], out.content_items[batch["positives"]], weights,
+                         temperature, axis_name)
+                + info_nce(out.side_users[batch["users"]], out.content_users[batch["users"]], weights,
+                           temperature, axis_name))
+    return ranking + reg_weight * reg + cl_weight * contrast, {"bpr": ranking, "reg": reg, "cl": contrast}
+
+
+def check_config(cfg: ml_collections.ConfigDict) -> None:
+    """One-line ConfigError for the first out-of-range MGCN field (knn_k is checked by item_knn_graph)."""
+    checks = [
+        ("model.n_ui_layers", cfg.n_ui_layers, cfg.n_ui_layers >= 0, ">= 0"),
+        ("model.n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
+        ("model.cl_loss", cfg.cl_loss, cfg.cl_loss >= 0, ">= 0"),
+        ("model.cl_temperature", cfg.cl_temperature, cfg.cl_temperature > 0, "> 0"),
+    ]
+    for name, value, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{name}: expected {expected}, got {value}")
+
+
+def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+    """MGCN over the train graph and the modalities' kNN item graphs, with MMRec's loss."""
+    check_config(cfg)
+    modalities = selected_modalities(cfg, dataset)
+    bipartite = user_item_graph(dataset.train, dataset.num_users, dataset.num_items)
+    user_items = user_item_block(bipartite, dataset.num_users)
+    consts = {
+        "adjacency": on_device(propagation_graph(bipartite, cfg.propagation)),
+        "user_items": on_device(propagation_graph(user_items, cfg.propagation)),
+        "item_graphs": {name: item_knn_graph(cfg, dataset, {name: 1.0}) for name in modalities},
+    }
+    features = modality_features(dataset, modalities)
+    module = MGCN(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
+                  feature_dims=tuple(int(features[name].shape[1]) for name in modalities),
+                  embed_dim=cfg.embed_dim, n_ui_layers=cfg.n_ui_layers, n_layers=cfg.n_layers,
+                  train_features=cfg.train_features, embedding_init=cfg.init)
+    # Trained features live in params; only the frozen ones stay among the constants.
+    init_consts = {**consts, "features": features}
+    if not cfg.train_features:
+        consts = init_consts
+    reg_weight, cl_weight, temperature = float(cfg.reg_weight), float(cfg.cl_loss), float(cfg.cl_temperature)
+
+    def loss(params, consts, batch, rng, axis_name=None):
+        del rng  # deterministic given the batch
+        return mgcn_loss(module.apply(params, consts), batch, reg_weight, cl_weight, temperature, axis_name)
+
+    def score_state(params, consts):
+        out: MGCNOutput = module.apply(params, consts)
+        return out.users, out.items
+
+    return GraphModel(init=lambda rng: module.init(rng, init_consts), loss=loss, score_state=score_state,
+                      consts=consts)

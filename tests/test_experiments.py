@@ -1,0 +1,75 @@
+"""The ablation runner, the comparison table and the run report, on tiny synthetic runs."""
+
+import json
+import os
+
+import pytest
+
+from experiments import ablate
+from mmjax.config_files import load_config_file, with_overrides
+from mmjax.errors import ConfigError
+from mmjax.report import report
+from mmjax.train.train import train_and_evaluate
+
+import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--set", "train.num_epochs=2", "--set", "data.synthetic.num_users=100",
+        "--set", "data.synthetic.num_items=60", "--set", "train.batch_size=256"]
+
+
+def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
+    args = ["--config=configs/lightgcn.py", "--grid=model.n_layers=1,2", "--seeds=1,2", "--name=tiny",
+            f"--results-root={tmp_path / 'results'}", f"--runs-root={tmp_path / 'runs'}", *TINY]
+    assert ablate.main(args) == 0
+    folder = tmp_path / "results" / "tiny"
+    assert sorted(p.name for p in folder.glob("*_seed*.json")) == [
+        "n_layers=1_seed1.json", "n_layers=1_seed2.json", "n_layers=2_seed1.json", "n_layers=2_seed2.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    rows = {row["variant"]: row for row in summary["rows"]}
+    assert set(rows) == {"n_layers=1", "n_layers=2"}
+    per_seed = [rows["n_layers=2"]["per_seed_test"][s]["recall@20"] for s in ("1", "2")]
+    assert rows["n_layers=2"]["recall@20"]["mean"] == pytest.approx(sum(per_seed) / 2)
+    assert rows["n_layers=2"]["recall@20"]["std"] > 0  # two seeds differ
+    table = (folder / "table.md").read_text()
+    assert "| n_layers=1 |" in table and "±" in table
+    assert (folder / "chart.png").stat().st_size > 0
+    stamp = (folder / "n_layers=1_seed1.json").stat().st_mtime
+    assert ablate.main(args) == 0  # finished runs are read back, not trained again
+    assert (folder / "n_layers=1_seed1.json").stat().st_mtime == stamp
+
+
+def test_ablation_grid_file_variants_all_apply():
+    base = load_config_file(os.path.join(ROOT, "configs", "rlmultimodalrec.py"))
+    variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", "rlmultimodalrec.py"))
+    assert len(variants) == 11
+    for _, overrides in variants:
+        with_overrides(base, overrides)  # every field exists
+
+
+def test_ablation_bad_grid_is_an_error(tmp_path, capsys):
+    code = ablate.main(["--config=configs/lightgcn.py", "--grid=model.n_layerz=1,2", "--seeds=1",
+                        f"--results-root={tmp_path}", f"--runs-root={tmp_path}", *TINY])
+    assert code == 2 and "model.n_layerz" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="expected 'field=v1,v2'"):
+        ablate.load_grid("model.n_layers")
+
+
+def test_reported_results_rows_are_well_formed():
+    rows = ablate.reported_for("tiktok")
+    assert {row["model"] for row in rows} >= {"LightGCN", "FREEDOM", "VBPR", "BPR-MF"}
+    for row in rows:
+        assert row["source"] and 0 < row["metrics"]["recall@20"] < 1
+
+
+def test_report_draws_the_gate_distribution(tmp_path):
+    config = helpers.small_config(users=100, items=60, num_epochs=2)
+    config.model.name = "rlmultimodalrec"
+    config.model.update(dict(fusion="gate", gate="vector", item_init="id+content", content_dropout=0.0,
+                             proj_weight_decay=0.0, reg_weight=1e-4, feature_norm="l2"))
+    train_and_evaluate(config, str(tmp_path))
+    summary = report(str(tmp_path))
+    assert (tmp_path / "gate_histogram.png").stat().st_size > 0
+    means = [summary["gate"][m]["mean"] for m in ("image", "text")]
+    assert sum(means) == pytest.approx(1.0, abs=1e-5)
+    assert json.loads((tmp_path / "report.json").read_text())["best_epoch"] == summary["best_epoch"]
