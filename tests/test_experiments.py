@@ -42,7 +42,7 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
 def test_ablation_grid_file_variants_all_apply():
     base = load_config_file(os.path.join(ROOT, "configs", "rlmultimodalrec.py"))
     variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", "rlmultimodalrec.py"))
-    assert len(variants) == 11
+    assert len(variants) == 13
     for _, overrides in variants:
         with_overrides(base, overrides)  # every field exists
 
@@ -66,7 +66,8 @@ def test_report_draws_the_gate_distribution(tmp_path):
     config = helpers.small_config(users=100, items=60, num_epochs=2)
     config.model.name = "rlmultimodalrec"
     config.model.update(dict(fusion="gate", gate="vector", item_init="id+content", content_dropout=0.0,
-                             proj_weight_decay=0.0, reg_weight=1e-4, feature_norm="l2"))
+                             proj_weight_decay=0.0, reg_weight=1e-4, feature_norm="l2",
+                             content_scale_init=None))
     train_and_evaluate(config, str(tmp_path))
     summary = report(str(tmp_path))
     assert (tmp_path / "gate_histogram.png").stat().st_size > 0

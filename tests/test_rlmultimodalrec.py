@@ -19,7 +19,8 @@ def rlm_config(**model):
     config = helpers.small_config(users=120, items=80)
     config.model.name = "rlmultimodalrec"
     config.model.update(dict(n_layers=2, reg_weight=1e-4, fusion="gate", gate="vector", item_init="id+content",
-                             content_dropout=0.0, proj_weight_decay=0.0, feature_norm="none"))
+                             content_dropout=0.0, proj_weight_decay=0.0, feature_norm="none",
+                             content_scale_init=None))
     config.model.update(model)
     return config
 
@@ -83,7 +84,7 @@ def test_forward_is_lightgcn_over_id_plus_fused_content():
 @pytest.mark.parametrize("overrides", [{"item_init": "content_only"}, {"item_init": "concat_proj"},
                                        {"n_layers": 0}, {"content_dropout": 0.1, "proj_weight_decay": 1e-3},
                                        {"modalities": ("text",)}, {"feature_norm": "l2"},
-                                       {"feature_norm": "standard"}])
+                                       {"feature_norm": "standard"}, {"content_scale_init": 0.0}])
 def test_variants_give_finite_loss_and_gradients(overrides):
     model = build_model(rlm_config(**overrides).model, dataset())
     params = model.init(jax.random.PRNGKey(0))
@@ -92,6 +93,9 @@ def test_variants_give_finite_loss_and_gradients(overrides):
     (loss, parts), grads = jax.value_and_grad(model.loss, has_aux=True)(params, model.consts, batch,
                                                                         jax.random.PRNGKey(1))
     assert np.isfinite(float(loss)) and float(parts["reg"]) > 0
+    if "content_scale_init" in overrides:  # starts as LightGCN: only the scale itself moves at first
+        assert float(jnp.abs(grads["params"]["content_scale"])) > 0
+        return
     for name in sorted(dataset().features) if "modalities" not in overrides else overrides["modalities"]:
         assert float(jnp.abs(grads["params"][f"project_{name}"]["kernel"]).sum()) > 0
 

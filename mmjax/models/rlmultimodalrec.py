@@ -43,6 +43,7 @@ class RLMultimodalRec(nn.Module):
     gate: str = "vector"
     item_init: str = "id+content"
     content_dropout: float = 0.0
+    content_scale_init: float | None = None  # None: content enters as it is; else a learned scalar from this
     embedding_init: str = "xavier_uniform"
 
     @nn.compact
@@ -55,6 +56,8 @@ class RLMultimodalRec(nn.Module):
             inputs.features[name]) for name in sorted(inputs.features)])
         content, weights = ModalityFusion(self.fusion, self.gate, initializer, name="fusion")(projections)
         content = nn.Dropout(self.content_dropout, deterministic=not train)(content)
+        if self.content_scale_init is not None:
+            content = self.param("content_scale", nn.initializers.constant(self.content_scale_init), ()) * content
         if self.item_init == "id+content":
             items0 = items + content
         elif self.item_init == "content_only":
@@ -95,7 +98,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
                     features=modality_features(dataset, modalities, cfg.feature_norm))
     module = RLMultimodalRec(num_users=dataset.num_users, num_items=dataset.num_items, embed_dim=cfg.embed_dim,
                              n_layers=cfg.n_layers, fusion=cfg.fusion, gate=cfg.gate, item_init=cfg.item_init,
-                             content_dropout=cfg.content_dropout, embedding_init=cfg.init)
+                             content_dropout=cfg.content_dropout, content_scale_init=cfg.content_scale_init,
+                             embedding_init=cfg.init)
     reg_weight, proj_weight_decay = float(cfg.reg_weight), float(cfg.proj_weight_decay)
 
     def loss(params, consts, batch, rng, axis_name=None):
