@@ -168,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         dataset = os.path.basename(os.path.normpath(args.data)) if args.data else "synthetic"
         name = args.name or f"ablate_{base.model.name}_{dataset}"
         folder, runs_dir = os.path.join(args.results_root, name), os.path.join(args.runs_root, name)
-        runs = {label: [run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun) for seed in seeds]
-                for label, overrides in variants}
+        runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+        for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
+            for label, overrides in variants:
+                runs[label].append(run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun))
     except MmjaxError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
