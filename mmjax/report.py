@@ -3,7 +3,7 @@
 Rebuilds the run's model from the config stored in <workdir>/results.json, loads its best-valid
 checkpoint and draws what the model exposes through GraphModel.inspect: for gated models, the
 distribution of the per-item weight of each modality (<workdir>/gate_histogram.png). Summary
-statistics go to <workdir>/report.json.
+statistics and learned scalars go to <workdir>/report.json.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def report(workdir: str) -> dict[str, Any]:
     summary: dict[str, Any] = {"model": config.model.name, "dataset": dataset.name, "best_epoch": info["epoch"]}
     if model.inspect is not None:
         arrays = {name: np.asarray(value) for name, value in jax.jit(model.inspect)(params, model.consts).items()}
+        summary.update({name: float(value) for name, value in arrays.items() if value.ndim == 0})
         gates = {name.split("/", 1)[1]: values for name, values in arrays.items() if name.startswith("gate/")}
         if gates:
             path = os.path.join(workdir, "gate_histogram.png")

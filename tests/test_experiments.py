@@ -67,10 +67,11 @@ def test_report_draws_the_gate_distribution(tmp_path):
     config.model.name = "rlmultimodalrec"
     config.model.update(dict(fusion="gate", gate="vector", item_init="id+content", content_dropout=0.0,
                              proj_weight_decay=0.0, reg_weight=1e-4, feature_norm="l2",
-                             content_scale_init=None))
+                             content_scale_init=0.0))
     train_and_evaluate(config, str(tmp_path))
     summary = report(str(tmp_path))
     assert (tmp_path / "gate_histogram.png").stat().st_size > 0
     means = [summary["gate"][m]["mean"] for m in ("image", "text")]
     assert sum(means) == pytest.approx(1.0, abs=1e-5)
+    assert summary["content_scale"] != 0.0  # learned from its initial 0
     assert json.loads((tmp_path / "report.json").read_text())["best_epoch"] == summary["best_epoch"]

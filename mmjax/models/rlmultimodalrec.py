@@ -120,9 +120,12 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return out.users, out.items
 
     def inspect(params, consts) -> dict[str, jax.Array]:
-        """Per-item weight of each modality (mean over dimensions for the vector gate)."""
+        """Per-item weight of each modality (mean over dimensions for the vector gate); the content scale."""
         _, weights = module.apply(params, consts)
-        return {f"gate/{name}": jnp.mean(weights[:, m], axis=-1) for m, name in enumerate(sorted(modalities))}
+        out = {f"gate/{name}": jnp.mean(weights[:, m], axis=-1) for m, name in enumerate(sorted(modalities))}
+        if "content_scale" in params["params"]:
+            out["content_scale"] = params["params"]["content_scale"]
+        return out
 
     return GraphModel(init=lambda rng: module.init(rng, inputs), loss=loss, score_state=score_state,
                       consts=inputs, inspect=inspect)
