@@ -53,14 +53,14 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
 
     def eval_pass(state) -> float:
         start = time.perf_counter()
-        evaluate(task.score_fn, score_state(unreplicate(state.params), task.consts), task.eval_sets["valid"],
-                 ks=ks, block_size=int(config.eval.batch_size))
+        scoring = score_state(unreplicate(state.params), task.consts, unreplicate(state.schedule))
+        evaluate(task.score_fn, scoring, task.eval_sets["valid"], ks=ks, block_size=int(config.eval.batch_size))
         return time.perf_counter() - start
 
     train_seconds, eval_seconds = [], []
     for epoch in range(epochs + 1):  # epoch 0 compiles
         start = time.perf_counter()
-        state, losses = trainer.run_epoch(state, epoch)
+        state, losses, _ = trainer.run_epoch(state, epoch)
         train_seconds.append(time.perf_counter() - start)
         eval_seconds.append(eval_pass(state))
         if not np.isfinite(losses).all():
