@@ -23,6 +23,9 @@ def get_config():
     config.model.experts = "template"  # template (3 roles x K sources) | vanilla (all read every source)
     config.model.moe_fusion = "router"  # router | uniform (g = 1/E) | concat_mlp (MLP over all experts)
     config.model.base_term = True  # keep <h_u, h_i> of the behaviour vectors as a residual score term
+    # [our choice] ŷ = base + s · expert term with a learned scalar s from this value (None: s = 1), so
+    # training decides how much the experts add (from 0 the model starts as its behaviour graph)
+    config.model.expert_scale_init = 0.0
     config.model.router_rank = 16  # [our choice] low-rank bilinear router: cost per pair ~ rank * hidden
     config.model.router_hidden = 16
     config.model.router_temperature = 1.0

@@ -51,12 +51,15 @@ def test_role_templates_mix_sources_by_role():
 
 def test_sparse_gates_keep_the_top_k_renormalised():
     logits = jnp.asarray([[3.0, 1.0, 2.0, -1.0, 0.0]])
-    dense = routing_gates(logits, 1.0, 2, jnp.asarray(False))
+    experts = [logits[:, e] for e in range(5)]
+    dense = np.stack(routing_gates(experts, 1.0, 2, jnp.asarray(False)), axis=-1)
     np.testing.assert_allclose(dense, jax.nn.softmax(logits), rtol=1e-6)
-    sparse = np.asarray(routing_gates(logits, 1.0, 2, jnp.asarray(True)))[0]
+    sparse = np.stack(routing_gates(experts, 1.0, 2, jnp.asarray(True)), axis=-1)[0]
     expected = np.exp([3.0, 2.0]) / np.exp([3.0, 2.0]).sum()
     np.testing.assert_allclose(sparse[[0, 2]], expected, rtol=1e-6)
     assert np.all(sparse[[1, 3, 4]] == 0)
+    tied = np.stack(routing_gates([jnp.ones(1)] * 4, 1.0, 2, True), axis=-1)[0]
+    np.testing.assert_allclose(tied, [0.5, 0.5, 0, 0])  # exactly k kept; ties go to the lower index
     assert float(normalised_entropy(jnp.full((9,), 1 / 9))) == pytest.approx(1.0, abs=1e-6)
     assert float(normalised_entropy(jnp.eye(9)[0])) == pytest.approx(0.0, abs=1e-7)
     assert float(balance_divergence(jnp.full((9,), 1 / 9))) == pytest.approx(0.0, abs=1e-6)
@@ -122,7 +125,7 @@ def test_content_view_adds_symmetric_item_edges():
 def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion):
     """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
     data = dataset()
-    config = magnet_config(moe_fusion=moe_fusion)
+    config = magnet_config(moe_fusion=moe_fusion, expert_scale_init=1.0)  # 0 would hide the expert term
     model = build_model(config.model, data)
     params = model.init(jax.random.PRNGKey(0))
     schedule = None if model.schedule is None else dict(model.schedule.init(), rho=jnp.asarray(float(sparse)))
@@ -133,17 +136,19 @@ def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion):
 
     from mmjax.models import magnet
     module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
-                           n_layers=2, moe_fusion=moe_fusion, router_rank=16, router_hidden=16)
+                           n_layers=2, moe_fusion=moe_fusion, router_rank=16, router_hidden=16,
+                           expert_scale_init=1.0)
     nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
     pair_users = jnp.repeat(users, data.num_items)
     pair_items = jnp.tile(jnp.arange(data.num_items), len(users))
     user = module.apply(params, nodes, pair_users, True, method=magnet.MAGNET.side)
     item = module.apply(params, nodes, pair_items + data.num_users, False, method=magnet.MAGNET.side)
     gates = magnet.pair_gates(module, params, user, item, 1.0, 3, jnp.asarray(sparse), outer=False)
-    pairwise = np.asarray(magnet.combined_scores(user, item, gates, True, outer=False)).reshape(full.shape)
+    pairwise = np.asarray(magnet.combined_scores(user, item, gates, True, magnet.expert_scale(params),
+                                                 outer=False)).reshape(full.shape)
     np.testing.assert_allclose(full, pairwise, rtol=2e-4, atol=2e-5)
     if moe_fusion == "router":
-        kept = (np.asarray(gates) > 0).sum(axis=-1)
+        kept = (np.stack(gates, axis=-1) > 0).sum(axis=-1)
         assert np.all(kept == 3) if sparse else np.all(kept == 9)
 
 

@@ -76,6 +76,7 @@ class MAGNET(nn.Module):
     moe_fusion: str = "router"
     router_rank: int = 16
     router_hidden: int = 16
+    expert_scale_init: float | None = 0.0
     embedding_init: str = "xavier_uniform"
 
     @property
@@ -101,8 +102,10 @@ class MAGNET(nn.Module):
         self.expert_mlps = GraphExperts(
             templates=None if templates is None else tuple(map(tuple, templates.tolist())),
             num_experts=self.num_experts)
+        if self.expert_scale_init is not None:
+            self.expert_scale = self.param("expert_scale", nn.initializers.constant(self.expert_scale_init), ())
         if self.moe_fusion == "router":
-            self.router = PairRouter(self.num_experts, rank=self.router_rank, hidden=self.router_hidden)
+            self.router = PairRouter(self.num_experts, input_dim=d, rank=self.router_rank, hidden=self.router_hidden)
         elif self.moe_fusion == "concat_mlp":
             self.fuse_hidden = TorchLinear(d)
             self.fuse_out = TorchLinear(d)
@@ -149,8 +152,11 @@ class MAGNET(nn.Module):
             router = self.router.user_side(routed) if users else self.router.item_side(routed)
         return Side(base=nodes.behaviour[rows], experts=experts, router=router)
 
-    def route_logits(self, user: RouterSide, item: RouterSide) -> jax.Array:
-        return self.router.logits(user, item)
+    def route_pairs(self, user: RouterSide, item: RouterSide) -> jax.Array:
+        return self.router.pair_logits(user, item)
+
+    def route_block(self, user: RouterSide, item: RouterSide) -> jax.Array:
+        return self.router.block_logits(user, item)
 
     def __call__(self, consts: dict[str, Any]) -> jax.Array:
         """Touches every parameter (for init): scores of user 0 with item 0."""
@@ -158,37 +164,45 @@ class MAGNET(nn.Module):
         rows = jnp.zeros((1,), jnp.int32)
         user, item = self.side(nodes, rows, True), self.side(nodes, rows + self.num_users, False)
         out = jnp.sum(user.base * item.base) + jnp.sum(user.experts * item.experts)
+        if self.expert_scale_init is not None:
+            out = out * self.expert_scale
         if user.router is not None:
-            out = out + jnp.sum(self.route_logits(user.router, item.router))
+            out = out + jnp.sum(self.route_pairs(user.router, item.router))
         return out
 
 
 def pair_gates(module: MAGNET, params, user: Side, item: Side, temperature: float, top_k: int,
-               sparse: jax.Array, outer: bool) -> jax.Array | None:
-    """Gates [..., E] of the pairs (outer: every user row with every item row), None without a router."""
-    if module.moe_fusion == "uniform":
-        shape = (user.base.shape[0], item.base.shape[0]) if outer else (user.base.shape[0],)
-        return jnp.full(shape + (module.num_experts,), 1.0 / module.num_experts)
+               sparse: bool | jax.Array, outer: bool) -> list[jax.Array] | None:
+    """Router gates, one array per expert: [n] for aligned pairs, [B, I] with outer (every user row with
+    every item row); None without a router (uniform weights or one fused expert vector)."""
     if module.moe_fusion != "router":
         return None
-    user_router, item_router = user.router, item.router
     if outer:
-        user_router = jax.tree_util.tree_map(lambda x: x[:, None], user_router)
-        item_router = jax.tree_util.tree_map(lambda x: x[None], item_router)
-    logits = module.apply(params, user_router, item_router, method=MAGNET.route_logits)
+        logits = module.apply(params, user.router, item.router, method=MAGNET.route_block)
+    else:
+        pairs = module.apply(params, user.router, item.router, method=MAGNET.route_pairs)
+        logits = [pairs[:, e] for e in range(pairs.shape[-1])]
     return routing_gates(logits, temperature, top_k, sparse)
 
 
-def combined_scores(user: Side, item: Side, gates: jax.Array | None, base_term: bool, outer: bool) -> jax.Array:
-    """ŷ = [<h_u, h_i>] + Σ_e g_e <z^e_u, z^e_i> (or <z_u, z_i> of the fused expert vectors), per pair."""
+def combined_scores(user: Side, item: Side, gates: list[jax.Array] | None, base_term: bool, scale: jax.Array,
+                    outer: bool) -> jax.Array:
+    """ŷ = [<h_u, h_i>] + s Σ_e g_e <z^e_u, z^e_i> per pair (the experts' mean without gates): [n] or [B, I]."""
+    num_experts = user.experts.shape[0]
     if outer:
         base = user.base @ item.base.T
-        dots = jnp.einsum("ebd,eid->bie", user.experts, item.experts)
+        dots = [user.experts[e] @ item.experts[e].T for e in range(num_experts)]
     else:
         base = jnp.sum(user.base * item.base, axis=-1)
-        dots = jnp.einsum("end,end->ne", user.experts, item.experts)
-    mixed = dots[..., 0] if gates is None else jnp.sum(gates * dots, axis=-1)
+        dots = [jnp.sum(user.experts[e] * item.experts[e], axis=-1) for e in range(num_experts)]
+    mixed = sum(dots) / num_experts if gates is None else sum(g * dot for g, dot in zip(gates, dots))
+    mixed = scale * mixed
     return mixed + base if base_term else mixed
+
+
+def expert_scale(params) -> jax.Array:
+    """The learned scale of the expert term (1 when the model has none)."""
+    return params["params"].get("expert_scale", jnp.ones((), jnp.float32))
 
 
 @struct.dataclass
@@ -213,7 +227,8 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     sparse = rho >= 1.0
     gates = [pair_gates(module, params, users, items, cfg["temperature"], cfg["top_k"], sparse, outer=False)
              for items in (positives, negatives)]
-    positive, negative = (combined_scores(users, items, g, cfg["base_term"], outer=False)
+    scale = expert_scale(params)
+    positive, negative = (combined_scores(users, items, g, cfg["base_term"], scale, outer=False)
                           for items, g in zip((positives, negatives), gates))
     weights = batch["weights"]
     ranking = bpr_loss(positive, negative, weights, axis_name)
@@ -221,10 +236,11 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
         batch["users"], batch["positives"] + num_users, batch["negatives"] + num_users)), weights, axis_name)
     total = ranking + cfg["reg_weight"] * reg
     parts = {"bpr": ranking, "reg": reg}
-    if gates[0] is not None and module.moe_fusion == "router":
+    if gates[0] is not None:
         pairs = 2.0 * jnp.maximum(batch_sum(weights, axis_name), 1.0)
-        entropy = sum(batch_sum(weights * normalised_entropy(g), axis_name) for g in gates) / pairs
-        load = sum(batch_sum(weights[:, None] * g, axis_name, axis=0) for g in gates) / pairs
+        stacked = [jnp.stack(g, axis=-1) for g in gates]  # [n, E] per side
+        entropy = sum(batch_sum(weights * normalised_entropy(g), axis_name) for g in stacked) / pairs
+        load = sum(batch_sum(weights[:, None] * g, axis_name, axis=0) for g in stacked) / pairs
         balance = balance_divergence(load)
         lam: RoutingWeights = cfg["routing"]
         route = lam.balance * balance - (1.0 - rho) * lam.coverage * entropy + rho * lam.specialise * entropy
@@ -289,7 +305,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     module = MAGNET(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
                     embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
                     view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
-                    router_rank=cfg.router_rank, router_hidden=cfg.router_hidden, embedding_init=cfg.init)
+                    router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
+                    expert_scale_init=cfg.expert_scale_init, embedding_init=cfg.init)
     loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
                 "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
                 "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
@@ -309,11 +326,17 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         sparse = jnp.zeros((), bool) if schedule is None else schedule["rho"] >= 1.0
         return {"params": params, "users": users, "items": items, "sparse": sparse}
 
+    def block_scores(state, user: Side, sparse: bool) -> jax.Array:
+        gates = pair_gates(module, state["params"], user, state["items"], loss_cfg["temperature"],
+                           loss_cfg["top_k"], sparse, outer=True)
+        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], expert_scale(state["params"]),
+                               outer=True)
+
     def score_fn(state, users):
         user = jax.tree_util.tree_map(lambda x: x[users] if x.ndim == 2 else x[:, users], state["users"])
-        gates = pair_gates(module, state["params"], user, state["items"], loss_cfg["temperature"],
-                           loss_cfg["top_k"], state["sparse"], outer=True)
-        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], outer=True)
+        # One routing mode per pass: the branch not taken costs nothing.
+        return jax.lax.cond(state["sparse"], lambda u: block_scores(state, u, True),
+                            lambda u: block_scores(state, u, False), user)
 
     return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
                       score_fn=score_fn, schedule=schedule)

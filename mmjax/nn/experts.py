@@ -12,6 +12,9 @@ every item) costs a few matrix products per block rather than a per-pair MLP ove
 
 from __future__ import annotations
 
+import functools
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,47 +81,83 @@ class PairRouter(nn.Module):
     """Expert logits of a (user, item) pair: V tanh(W (A h_u ⊙ A h_i) + B h_u + C h_i + b) + c.
 
     With rank = d and A = I the first term is the spec's W_a (h_u ⊙ h_i); a smaller rank keeps
-    full ranking cheap (cost per user-item pair ~ rank * hidden).
+    full ranking cheap (per user-item pair ~ rank * hidden + hidden * E multiply-adds, all in GEMMs).
     """
 
     num_experts: int
+    input_dim: int
     rank: int = 16
     hidden: int = 16
 
     def setup(self):
-        self.codes = nn.Dense(self.rank, use_bias=False, name="codes")
-        self.user_linear = nn.Dense(self.hidden, name="user_linear")
-        self.item_linear = nn.Dense(self.hidden, use_bias=False, name="item_linear")
-        self.interaction = nn.Dense(self.hidden, use_bias=False, name="interaction")
-        self.out = nn.Dense(self.num_experts, name="out")
+        init, zeros = nn.initializers.lecun_normal(), nn.initializers.zeros
+        self.codes_kernel = self.param("codes_kernel", init, (self.input_dim, self.rank))
+        self.user_kernel = self.param("user_kernel", init, (self.input_dim, self.hidden))
+        self.item_kernel = self.param("item_kernel", init, (self.input_dim, self.hidden))
+        self.hidden_bias = self.param("hidden_bias", zeros, (self.hidden,))
+        self.interaction_kernel = self.param("interaction_kernel", init, (self.rank, self.hidden))
+        self.out_kernel = self.param("out_kernel", init, (self.hidden, self.num_experts))
+        self.out_bias = self.param("out_bias", zeros, (self.num_experts,))
 
     def user_side(self, users: jax.Array) -> RouterSide:
-        return RouterSide(codes=self.codes(users), linear=self.user_linear(users))
+        return RouterSide(codes=users @ self.codes_kernel, linear=users @ self.user_kernel + self.hidden_bias)
 
     def item_side(self, items: jax.Array) -> RouterSide:
-        return RouterSide(codes=self.codes(items), linear=self.item_linear(items))
+        return RouterSide(codes=items @ self.codes_kernel, linear=items @ self.item_kernel)
 
-    def logits(self, user: RouterSide, item: RouterSide) -> jax.Array:
-        """[..., E] for broadcastable sides: [n] with [n] (pairs) or [B, 1] with [1, I] (full ranking)."""
-        hidden = self.interaction(user.codes * item.codes) + user.linear + item.linear
-        return self.out(jnp.tanh(hidden))
+    def pair_logits(self, user: RouterSide, item: RouterSide) -> jax.Array:
+        """[n, E] for n aligned (user, item) rows."""
+        hidden = (user.codes * item.codes) @ self.interaction_kernel + user.linear + item.linear
+        return jnp.tanh(hidden) @ self.out_kernel + self.out_bias
+
+    def block_logits(self, user: RouterSide, item: RouterSide) -> list[jax.Array]:
+        """E arrays [B, I]: every one of B users with every one of I items. Each hidden unit is one
+        [B, rank] x [rank, I] GEMM of the kernel-scaled user codes with the item codes, so no
+        [B, I, rank] product is formed; experts stay separate arrays (XLA on CPU reduces a small
+        leading axis far slower than it adds arrays)."""
+        hidden = [jnp.tanh((user.codes * self.interaction_kernel[:, j]) @ item.codes.T
+                           + user.linear[:, j:j + 1] + item.linear[:, j][None])
+                  for j in range(self.hidden)]
+        return [sum(self.out_kernel[j, e] * unit for j, unit in enumerate(hidden)) + self.out_bias[e]
+                for e in range(self.num_experts)]
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
-        return self.logits(self.user_side(users), self.item_side(items))
+        return self.pair_logits(self.user_side(users), self.item_side(items))
 
 
-def routing_gates(logits: jax.Array, temperature: float, top_k: int, sparse: jax.Array) -> jax.Array:
-    """softmax(logits / T) over the last axis; where `sparse`, only the top_k logits (renormalised).
+def softmax_experts(logits: Sequence[jax.Array]) -> list[jax.Array]:
+    """Softmax across a list of per-expert arrays (elementwise)."""
+    top = functools.reduce(jnp.maximum, logits)
+    exps = [jnp.exp(value - top) for value in logits]
+    total = sum(exps)
+    return [value / total for value in exps]
 
-    Ties at the k-th value keep every tied expert. Gradients flow through the kept entries only.
+
+def top_k_mask(logits: Sequence[jax.Array], k: int) -> list[jax.Array]:
+    """Per-expert booleans: the expert is among the k largest logits (ties go to the lower index)."""
+    masks = []
+    for e, value in enumerate(logits):
+        rank = sum((other > value) if j > e else (other >= value) for j, other in enumerate(logits) if j != e)
+        masks.append(rank < k)
+    return masks
+
+
+def routing_gates(logits: Sequence[jax.Array], temperature: float, top_k: int,
+                  sparse: bool | jax.Array) -> list[jax.Array]:
+    """softmax(logits / T) across the experts; where `sparse`, over the top_k logits only (the others 0).
+
+    `logits` is one array per expert. `sparse` a Python bool computes one mode only; an array selects
+    per call (both computed). Gradients flow through the kept entries only.
     """
-    scaled = logits / temperature
-    dense = jax.nn.softmax(scaled, axis=-1)
-    if top_k >= logits.shape[-1]:
+    scaled = [value / temperature for value in logits]
+    dense = softmax_experts(scaled)
+    if sparse is False or top_k >= len(logits):
         return dense
-    kth = jnp.sort(scaled, axis=-1)[..., -top_k][..., None]
-    kept = jax.nn.softmax(jnp.where(scaled >= kth, scaled, -jnp.inf), axis=-1)
-    return jnp.where(sparse, kept, dense)
+    kept = softmax_experts([jnp.where(keep, value, -jnp.inf)
+                            for keep, value in zip(top_k_mask(scaled, top_k), scaled)])
+    if sparse is True:
+        return kept
+    return [jnp.where(sparse, k, d) for k, d in zip(kept, dense)]
 
 
 def normalised_entropy(gates: jax.Array) -> jax.Array:
