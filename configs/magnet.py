@@ -20,12 +20,25 @@ def get_config():
     config.model.content_edge_weight = 1.0  # β: weight of the content item-item edges in view C
     config.model.content_img_weight = 0.5  # 'image' share of the content edges; other modalities share the rest
     config.model.feature_norm = "none"  # raw features (none) | l2 rows | standard columns, before projection
+    # LayerNorm of the expert sources: all (layernorm) | the modality ones only (modalities) | none; its scale
+    # starts at source_scale_init
+    config.model.source_norm = "layernorm"
+    config.model.source_scale_init = 1.0
     config.model.experts = "template"  # template (3 roles x K sources) | vanilla (all read every source)
-    config.model.moe_fusion = "router"  # router | uniform (g = 1/E) | concat_mlp (MLP over all experts)
+    config.model.moe_fusion = "router"  # router | uniform (g = 1/E) | concat_mlp (MLP over all experts) | none
     config.model.base_term = True  # keep <h_u, h_i> of the behaviour vectors as a residual score term
     # [our choice] ŷ = base + s · expert term with a learned scalar s from this value (None: s = 1), so
     # training decides how much the experts add (from 0 the model starts as its behaviour graph)
     config.model.expert_scale_init = 0.0
+    config.model.expert_dot_scale = 1.0  # fixed factor on the expert dot products (1/d: mean per dimension)
+    # projected: W x + b (the spec) | purified: item ID ⊙ σ(W x + b), so modality sources live in the ID space
+    config.model.modality_input = "projected"
+    # [our choice] True: no gradient from the expert term into the ID embeddings (they train on the behaviour
+    # term), which keeps the experts from memorising train pairs through the IDs
+    config.model.detach_ids = False
+    # users' modality sources: normalised (R̂ h, the spec) | mean_loo (mean of the train items' vectors, the
+    # training pair's own item left out, as it is never in the history of an item ranked at test time)
+    config.model.history = "normalised"
     config.model.router_rank = 16  # [our choice] low-rank bilinear router: cost per pair ~ rank * hidden
     config.model.router_hidden = 16
     config.model.router_temperature = 1.0

@@ -13,6 +13,7 @@ from mmjax.data import make_synthetic
 from mmjax.errors import ConfigError
 from mmjax.graph import content_augmented_graph, dense_adjacency, user_item_graph
 from mmjax.models import build_model
+from mmjax.report import report
 from mmjax.nn.experts import balance_divergence, normalised_entropy, role_templates, routing_gates
 from mmjax.train.schedule import EntropyTriggeredRouting
 from mmjax.train.train import train_and_evaluate
@@ -211,6 +212,20 @@ def test_training_logs_routing_and_resumes_in_either_stage(tmp_path):
         assert [r["loss"] for r in again] == [r["loss"] for r in records]
         assert [r["schedule"] for r in again] == [r["schedule"] for r in records]
 
+    # The report of the run: routing curve with the trigger, role x source gate heatmap, long-tail buckets.
+    summary = report(str(tmp_path / "full"), compare=[str(tmp_path / "stop1")])
+    assert summary["routing"]["trigger_epoch"] == 1
+    assert summary["routing"]["entropy"] == [r["parts"]["entropy"] for r in records]
+    gates = summary["mean_gate"]
+    assert len(gates) == 9 and "complementary/behaviour" in gates
+    assert sum(gates.values()) == pytest.approx(1.0, abs=1e-5)
+    run, other = summary["longtail"]
+    test_pairs = len(make_synthetic(**config(6).data.synthetic.to_dict()).eval_pairs("test"))
+    assert sum(run["pairs"]) == test_pairs and len(run["recall"]) == 5
+    assert run["recall"] == other["recall"]  # the compared run resumed to the same model
+    for plot in ("routing.png", "gate_heatmap.png", "longtail.png", "curves.png"):
+        assert os.path.getsize(tmp_path / "full" / plot) > 5000
+
 
 def test_early_stopping_waits_for_the_trigger(tmp_path):
     config = magnet_config(users=150, items=90)
@@ -221,3 +236,27 @@ def test_early_stopping_waits_for_the_trigger(tmp_path):
     results = train_and_evaluate(config, str(tmp_path))
     # Stage 1 (epochs 0-3) cannot stop the run; from the trigger on, one bad epoch (patience 0) can.
     assert results["epochs_run"] >= 4
+
+
+def test_mean_history_and_its_leave_one_out():
+    from mmjax.models import magnet
+    data = dataset()
+    config = magnet_config(history="mean_loo")
+    model = build_model(config.model, data)
+    params = model.init(jax.random.PRNGKey(0))
+    module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
+                           n_layers=2, history="mean_loo")
+    nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
+    sources = np.asarray(nodes.sources)
+    indptr, indices = data.train_csr()
+    user = int(np.argmax(np.diff(indptr)))  # a user with several train items
+    items = indices[indptr[user]:indptr[user + 1]]
+    np.testing.assert_allclose(sources[1:, user], sources[1:, data.num_users + items].mean(axis=1), rtol=1e-5,
+                               atol=1e-6)
+    held = items[0]
+    loo = magnet.leave_one_out(jnp.asarray(sources[1:, [user]]), jnp.asarray(sources[1:, [data.num_users + held]]),
+                               jnp.asarray([float(len(items))]))
+    np.testing.assert_allclose(np.asarray(loo)[:, 0], sources[1:, data.num_users + items[1:]].mean(axis=1),
+                               rtol=1e-4, atol=1e-5)
+    single = magnet.leave_one_out(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), jnp.asarray([1.0]))
+    assert np.all(np.asarray(single) == 0)

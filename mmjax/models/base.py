@@ -50,6 +50,8 @@ class GraphModel:
     inspect(params, consts) -> named per-item/per-user arrays a report plots (e.g. gate values), or None.
     schedule: an EpochSchedule (train/schedule.py) for models whose loss and scoring change with the
       training stage; then loss takes `schedule=` and score_state is (params, consts, schedule).
+    route(params, consts, schedule, users, items) -> [n, E] gate weights of mixture-of-experts models
+      for (user, item) pairs, named by expert_labels ('role/source'); None otherwise.
     """
 
     init: Callable[[jax.Array], Params]
@@ -60,6 +62,8 @@ class GraphModel:
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = keep_consts
     inspect: Callable[[Params, Consts], dict[str, jax.Array]] | None = None
     schedule: EpochSchedule | None = None
+    route: Callable[..., jax.Array] | None = None
+    expert_labels: tuple[str, ...] = ()
 
     def scoring_state(self, params: Params, consts: Consts, schedule: Any = None) -> Any:
         """score_state under the trainer's uniform (params, consts, schedule) signature."""

@@ -40,16 +40,20 @@ from mmjax.train.schedule import EntropyTriggeredRouting
 VIEWS = ("both", "interaction", "content")
 VIEW_FUSIONS = ("scalar", "sum", "mean", "gate")
 EXPERT_KINDS = ("template", "vanilla")
-MOE_FUSIONS = ("router", "uniform", "concat_mlp")
+MOE_FUSIONS = ("router", "uniform", "concat_mlp", "none")
+SOURCE_NORMS = ("layernorm", "modalities", "none")
+MODALITY_INPUTS = ("projected", "purified")
+HISTORIES = ("normalised", "mean_loo")
 
 
 @struct.dataclass
 class Nodes:
-    """Per-node outputs over U + I nodes: fused behaviour vectors, the K LayerNorm-ed sources, ego rows."""
+    """Per-node outputs over U + I nodes: fused behaviour vectors, the K sources (before LayerNorm), ego rows."""
 
     behaviour: jax.Array  # [N, d]
     sources: jax.Array  # [K, N, d]
     ego: jax.Array  # [N, d]
+    user_degree: jax.Array  # [U] train interactions per user
 
 
 @struct.dataclass
@@ -59,6 +63,15 @@ class Side:
     base: jax.Array  # [n, d] behaviour vectors (the residual dot-product term)
     experts: jax.Array  # [E, n, d] expert outputs ([1, n, d] fused for concat_mlp)
     router: RouterSide | None
+
+
+def leave_one_out(means: jax.Array, held_out: jax.Array, degree: jax.Array) -> jax.Array:
+    """Mean of a user's history without one of its items: (d·mean - x) / (d - 1); 0 for a one-item history.
+
+    means, held_out: [..., n, d]; degree: [n] history sizes.
+    """
+    d = degree[:, None]
+    return jnp.where(d > 1, (d * means - held_out) / jnp.maximum(d - 1, 1), 0.0)
 
 
 class MAGNET(nn.Module):
@@ -77,6 +90,11 @@ class MAGNET(nn.Module):
     router_rank: int = 16
     router_hidden: int = 16
     expert_scale_init: float | None = 0.0
+    source_norm: str = "layernorm"
+    modality_input: str = "projected"
+    detach_ids: bool = False
+    history: str = "normalised"
+    source_scale_init: float = 1.0
     embedding_init: str = "xavier_uniform"
 
     @property
@@ -97,7 +115,9 @@ class MAGNET(nn.Module):
         elif self.view_fusion == "gate":
             self.view_gate = TorchLinear(d)
         self.projections = [TorchLinear(d) for _ in self.modalities]
-        self.norms = [nn.LayerNorm() for _ in range(self.num_sources)]
+        normed = {"layernorm": range(self.num_sources), "modalities": range(1, self.num_sources), "none": ()}
+        self.norms = {str(k): nn.LayerNorm(scale_init=nn.initializers.constant(self.source_scale_init))
+                      for k in normed[self.source_norm]}
         templates = role_templates(self.num_sources) if self.experts == "template" else None
         self.expert_mlps = GraphExperts(
             templates=None if templates is None else tuple(map(tuple, templates.tolist())),
@@ -129,26 +149,42 @@ class MAGNET(nn.Module):
         content = (lightgcn_layers(consts["content_adjacency"], ego, self.n_layers)
                    if self.views in ("both", "content") else None)
         behaviour = self.fuse_views(interaction, content)
-        sources = [behaviour]
+        # With detach_ids the expert path reads the ID-derived vectors but trains only its own weights: the
+        # IDs learn from the behaviour term alone, so the experts cannot memorise through them.
+        ids = jax.lax.stop_gradient if self.detach_ids else (lambda x: x)
+        sources = [ids(behaviour)]
         user_padding = jnp.zeros((self.num_users, self.embed_dim), jnp.float32)
         for name, projection in zip(self.modalities, self.projections):
             items = projection(consts["features"][name])
+            if self.modality_input == "purified":  # behaviour-guided: the item IDs gated by the content
+                items = ids(self.item_embedding) * nn.sigmoid(items)
             for _ in range(self.n_mm_layers):
                 items = propagate(consts["item_graphs"][name], items)
             users = propagate(consts["user_items"], jnp.concatenate([user_padding, items], axis=0))[:self.num_users]
             sources.append(jnp.concatenate([users, items], axis=0))
-        normed = jnp.stack([norm(source) for norm, source in zip(self.norms, sources)], axis=0)
-        return Nodes(behaviour=behaviour, sources=normed, ego=ego)
+        return Nodes(behaviour=behaviour, sources=jnp.stack(sources, axis=0), ego=ego,
+                     user_degree=consts["user_degree"])
 
-    def side(self, nodes: Nodes, rows: jax.Array, users: bool) -> Side:
-        """The Side of node rows (item rows already offset by num_users)."""
-        experts = self.expert_mlps(nodes.sources[:, rows])
+    def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None) -> Side:
+        """The Side of node rows (item rows already offset by num_users).
+
+        held_out (item ids, one per user row): with history 'mean_loo', the users' modality sources leave
+        that item out of their history mean, as at test time, when the ranked item is never in it.
+        """
+        if self.moe_fusion == "none":  # no expert term: the dual-view graph alone
+            return Side(base=nodes.behaviour[rows], experts=jnp.zeros((1, rows.shape[0], 1)), router=None)
+        sources = nodes.sources[:, rows]
+        if held_out is not None and self.history == "mean_loo" and sources.shape[0] > 1:
+            loo = leave_one_out(sources[1:], nodes.sources[1:, held_out + self.num_users], nodes.user_degree[rows])
+            sources = jnp.concatenate([sources[:1], loo], axis=0)
+        sources = jnp.stack([self.norms[str(k)](s) if str(k) in self.norms else s for k, s in enumerate(sources)])
+        experts = self.expert_mlps(sources)
         router = None
         if self.moe_fusion == "concat_mlp":
             stacked = jnp.transpose(experts, (1, 0, 2)).reshape(rows.shape[0], -1)
             experts = self.fuse_out(nn.gelu(self.fuse_hidden(stacked)))[None]
         elif self.moe_fusion == "router":
-            routed = nodes.sources[0, rows]
+            routed = sources[0]
             router = self.router.user_side(routed) if users else self.router.item_side(routed)
         return Side(base=nodes.behaviour[rows], experts=experts, router=router)
 
@@ -200,9 +236,9 @@ def combined_scores(user: Side, item: Side, gates: list[jax.Array] | None, base_
     return mixed + base if base_term else mixed
 
 
-def expert_scale(params) -> jax.Array:
-    """The learned scale of the expert term (1 when the model has none)."""
-    return params["params"].get("expert_scale", jnp.ones((), jnp.float32))
+def expert_scale(params, factor: float = 1.0) -> jax.Array:
+    """factor x the learned scale of the expert term (x 1 when the model has none)."""
+    return factor * params["params"].get("expert_scale", jnp.ones((), jnp.float32))
 
 
 @struct.dataclass
@@ -220,14 +256,15 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     del rng
     nodes = module.apply(params, consts, method=MAGNET.encode)
     num_users = module.num_users
-    users = module.apply(params, nodes, batch["users"], True, method=MAGNET.side)
+    # The user's modality history leaves out the positive, for the positive and the negative alike.
+    users = module.apply(params, nodes, batch["users"], True, batch["positives"], method=MAGNET.side)
     positives = module.apply(params, nodes, batch["positives"] + num_users, False, method=MAGNET.side)
     negatives = module.apply(params, nodes, batch["negatives"] + num_users, False, method=MAGNET.side)
     rho = jnp.zeros((), jnp.float32) if schedule is None else schedule["rho"]
     sparse = rho >= 1.0
     gates = [pair_gates(module, params, users, items, cfg["temperature"], cfg["top_k"], sparse, outer=False)
              for items in (positives, negatives)]
-    scale = expert_scale(params)
+    scale = expert_scale(params, cfg["dot_scale"])
     positive, negative = (combined_scores(users, items, g, cfg["base_term"], scale, outer=False)
                           for items, g in zip((positives, negatives), gates))
     weights = batch["weights"]
@@ -258,6 +295,9 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("view_fusion", cfg.view_fusion, cfg.view_fusion in VIEW_FUSIONS, f"one of {VIEW_FUSIONS}"),
         ("experts", cfg.experts, cfg.experts in EXPERT_KINDS, f"one of {EXPERT_KINDS}"),
         ("moe_fusion", cfg.moe_fusion, cfg.moe_fusion in MOE_FUSIONS, f"one of {MOE_FUSIONS}"),
+        ("source_norm", cfg.source_norm, cfg.source_norm in SOURCE_NORMS, f"one of {SOURCE_NORMS}"),
+        ("modality_input", cfg.modality_input, cfg.modality_input in MODALITY_INPUTS, f"one of {MODALITY_INPUTS}"),
+        ("history", cfg.history, cfg.history in HISTORIES, f"one of {HISTORIES}"),
         ("router_rank", cfg.router_rank, cfg.router_rank >= 1, ">= 1"),
         ("router_hidden", cfg.router_hidden, cfg.router_hidden >= 1, ">= 1"),
         ("router_temperature", cfg.router_temperature, cfg.router_temperature > 0, "> 0"),
@@ -271,6 +311,18 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     for name, value, ok, expected in checks:
         if not ok:
             raise ConfigError(f"model.{name}: expected {expected}, got {value!r}")
+
+
+def user_history_graph(bipartite, dataset: InteractionDataset, history: str):
+    """Item -> user edges lifting item vectors to users: R̂ = D_u^-1/2 R D_i^-1/2 ('normalised', the spec's
+    history-induced cues) or the plain mean of the user's train items ('mean_loo', which a training pair
+    can leave its own item out of exactly)."""
+    block = user_item_block(bipartite, dataset.num_users)
+    if history == "normalised":
+        return block
+    degree = np.bincount(dataset.train[:, 0], minlength=dataset.num_users).astype(np.float64)
+    receivers = np.asarray(block.receivers)
+    return block._replace(edges=(1.0 / np.maximum(degree[receivers], 1.0)).astype(np.float32))
 
 
 def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: int,
@@ -293,7 +345,9 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     features = modality_features(dataset, modalities, cfg.feature_norm)
     consts = {
         "adjacency": on_device(propagation_graph(bipartite, cfg.propagation)),
-        "user_items": on_device(propagation_graph(user_item_block(bipartite, dataset.num_users), cfg.propagation)),
+        "user_items": on_device(propagation_graph(user_history_graph(bipartite, dataset, cfg.history),
+                                                  cfg.propagation)),
+        "user_degree": jnp.asarray(np.bincount(dataset.train[:, 0], minlength=dataset.num_users), jnp.float32),
         "item_graphs": {name: item_knn_graph(cfg, dataset, {name: 1.0}) for name in modalities},
         "features": features,
     }
@@ -306,9 +360,12 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
                     embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
                     view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
                     router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
-                    expert_scale_init=cfg.expert_scale_init, embedding_init=cfg.init)
+                    expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
+                    source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
+                    detach_ids=bool(cfg.detach_ids), history=cfg.history, embedding_init=cfg.init)
     loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
                 "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
+                "dot_scale": float(cfg.expert_dot_scale),
                 "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
                                           specialise=float(cfg.lambda_spec))}
     schedule = None
@@ -329,7 +386,7 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     def block_scores(state, user: Side, sparse: bool) -> jax.Array:
         gates = pair_gates(module, state["params"], user, state["items"], loss_cfg["temperature"],
                            loss_cfg["top_k"], sparse, outer=True)
-        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], expert_scale(state["params"]),
+        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], expert_scale(state["params"], loss_cfg["dot_scale"]),
                                outer=True)
 
     def score_fn(state, users):
@@ -338,5 +395,18 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return jax.lax.cond(state["sparse"], lambda u: block_scores(state, u, True),
                             lambda u: block_scores(state, u, False), user)
 
+    def route(params, consts, schedule, users, items):
+        nodes = module.apply(params, consts, method=MAGNET.encode)
+        user = module.apply(params, nodes, users, True, method=MAGNET.side)
+        item = module.apply(params, nodes, items + dataset.num_users, False, method=MAGNET.side)
+        sparse = jnp.zeros((), bool) if schedule is None else schedule["rho"] >= 1.0
+        return jnp.stack(pair_gates(module, params, user, item, loss_cfg["temperature"], loss_cfg["top_k"],
+                                    sparse, outer=False), axis=-1)
+
+    sources = ("behaviour",) + modalities
+    labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
+                   ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
     return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
-                      score_fn=score_fn, schedule=schedule)
+                      score_fn=score_fn, schedule=schedule, route=route if cfg.moe_fusion == "router" else None,
+                      expert_labels=labels if cfg.experts == "template" else
+                      tuple(f"expert {e}" for e in range(module.num_experts)))
