@@ -122,11 +122,13 @@ def test_content_view_adds_symmetric_item_edges():
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("moe_fusion", ["router", "uniform", "concat_mlp"])
-def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion):
+@pytest.mark.parametrize("moe_fusion, expert_output", [("router", "vector"), ("uniform", "vector"),
+                                                       ("concat_mlp", "vector"), ("router", "behaviour_gate")])
+def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output):
     """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
     data = dataset()
-    config = magnet_config(moe_fusion=moe_fusion, expert_scale_init=1.0)  # 0 would hide the expert term
+    config = magnet_config(moe_fusion=moe_fusion, expert_output=expert_output,
+                           expert_scale_init=1.0)  # 0 would hide the expert term
     model = build_model(config.model, data)
     params = model.init(jax.random.PRNGKey(0))
     schedule = None if model.schedule is None else dict(model.schedule.init(), rho=jnp.asarray(float(sparse)))
@@ -138,7 +140,7 @@ def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion):
     from mmjax.models import magnet
     module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
                            n_layers=2, moe_fusion=moe_fusion, router_rank=16, router_hidden=16,
-                           expert_scale_init=1.0)
+                           expert_scale_init=1.0, expert_output=expert_output)
     nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
     pair_users = jnp.repeat(users, data.num_items)
     pair_items = jnp.tile(jnp.arange(data.num_items), len(users))

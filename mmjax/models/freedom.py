@@ -20,7 +20,7 @@ from flax import linen as nn
 from flax import struct
 
 from mmjax.data import InteractionDataset
-from mmjax.errors import ConfigError
+from mmjax.errors import check_fields
 from mmjax.graph import Graph, lightgcn_layers, propagate
 from mmjax.graph.dropout import BipartiteEdges, bipartite_edges, degree_sensitive_dropout, kept_edge_count
 from mmjax.models.base import Batch, GraphModel, batch_scores
@@ -83,9 +83,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("mm_image_weight", cfg.mm_image_weight, 0.0 <= cfg.mm_image_weight <= 1.0, "in [0, 1]"),
         ("dropout", cfg.dropout, 0.0 <= cfg.dropout < 1.0, "in [0, 1)"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"model.{name}: expected {expected}, got {value}")
+    check_fields(checks, 'model.')
 
 
 def freedom_loss(module: FREEDOM, reg_weight: float, params, consts: FreedomInputs, batch: Batch,

@@ -25,7 +25,7 @@ from flax import linen as nn
 from flax import struct
 
 from mmjax.data import InteractionDataset
-from mmjax.errors import ConfigError
+from mmjax.errors import ConfigError, check_fields
 from mmjax.graph import (content_augmented_graph, knn_cosine_edges, lightgcn_layers, propagate, propagation_graph,
                          user_item_block, user_item_graph)
 from mmjax.models.base import Batch, GraphModel
@@ -44,6 +44,7 @@ MOE_FUSIONS = ("router", "uniform", "concat_mlp", "none")
 SOURCE_NORMS = ("layernorm", "modalities", "none")
 MODALITY_INPUTS = ("projected", "purified")
 HISTORIES = ("normalised", "mean_loo")
+EXPERT_OUTPUTS = ("vector", "behaviour_gate")
 
 
 @struct.dataclass
@@ -94,6 +95,7 @@ class MAGNET(nn.Module):
     modality_input: str = "projected"
     detach_ids: bool = False
     history: str = "normalised"
+    expert_output: str = "vector"
     source_scale_init: float = 1.0
     embedding_init: str = "xavier_uniform"
 
@@ -179,6 +181,8 @@ class MAGNET(nn.Module):
             sources = jnp.concatenate([sources[:1], loo], axis=0)
         sources = jnp.stack([self.norms[str(k)](s) if str(k) in self.norms else s for k, s in enumerate(sources)])
         experts = self.expert_mlps(sources)
+        if self.expert_output == "behaviour_gate":  # each expert re-weights the behaviour vector's dimensions
+            experts = nodes.behaviour[rows][None] * nn.sigmoid(experts)
         router = None
         if self.moe_fusion == "concat_mlp":
             stacked = jnp.transpose(experts, (1, 0, 2)).reshape(rows.shape[0], -1)
@@ -297,6 +301,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("moe_fusion", cfg.moe_fusion, cfg.moe_fusion in MOE_FUSIONS, f"one of {MOE_FUSIONS}"),
         ("source_norm", cfg.source_norm, cfg.source_norm in SOURCE_NORMS, f"one of {SOURCE_NORMS}"),
         ("modality_input", cfg.modality_input, cfg.modality_input in MODALITY_INPUTS, f"one of {MODALITY_INPUTS}"),
+        ("expert_output", cfg.expert_output, cfg.expert_output in EXPERT_OUTPUTS, f"one of {EXPERT_OUTPUTS}"),
         ("history", cfg.history, cfg.history in HISTORIES, f"one of {HISTORIES}"),
         ("router_rank", cfg.router_rank, cfg.router_rank >= 1, ">= 1"),
         ("router_hidden", cfg.router_hidden, cfg.router_hidden >= 1, ">= 1"),
@@ -308,9 +313,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("lambda_cov", cfg.lambda_cov, cfg.lambda_cov >= 0, ">= 0"),
         ("lambda_spec", cfg.lambda_spec, cfg.lambda_spec >= 0, ">= 0"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"model.{name}: expected {expected}, got {value!r}")
+    check_fields(checks, 'model.')
 
 
 def user_history_graph(bipartite, dataset: InteractionDataset, history: str):
@@ -362,7 +365,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
                     router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
                     expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
                     source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
-                    detach_ids=bool(cfg.detach_ids), history=cfg.history, embedding_init=cfg.init)
+                    detach_ids=bool(cfg.detach_ids), history=cfg.history,
+                    expert_output=cfg.expert_output, embedding_init=cfg.init)
     loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
                 "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
                 "dot_scale": float(cfg.expert_dot_scale),

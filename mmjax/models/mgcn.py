@@ -20,7 +20,7 @@ from flax import linen as nn
 from flax import struct
 
 from mmjax.data import InteractionDataset
-from mmjax.errors import ConfigError
+from mmjax.errors import check_fields
 from mmjax.graph import lightgcn_layers, propagate, propagation_graph, user_item_block, user_item_graph
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
@@ -131,9 +131,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("model.cl_loss", cfg.cl_loss, cfg.cl_loss >= 0, ">= 0"),
         ("model.cl_temperature", cfg.cl_temperature, cfg.cl_temperature > 0, "> 0"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"{name}: expected {expected}, got {value}")
+    check_fields(checks)
 
 
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:

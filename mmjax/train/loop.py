@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from mmjax.errors import ConfigError
+from mmjax.errors import ConfigError, check_fields
 from mmjax.eval import evaluate
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
@@ -98,9 +98,7 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         ("train.patience", cfg.patience, cfg.patience >= 0, ">= 0"),
         ("train.checkpoint_every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"{name}: expected {expected}, got {value}")
+    check_fields(checks)
 
 
 def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
