@@ -154,12 +154,15 @@ def plot_longtail(results: list[dict[str, Any]], k: int, title: str, path: str) 
     width = 0.8 / len(results)
     buckets = np.arange(len(results[0]["recall"]))
     for index, result in enumerate(results):
-        ax.bar(buckets + (index - (len(results) - 1) / 2) * width, result["recall"], width,
-               label=f"{result['model']} ({os.path.basename(os.path.normpath(result['workdir']))})")
+        bars = ax.bar(buckets + (index - (len(results) - 1) / 2) * width, result["recall"], width,
+                      label=f"{result['model']} ({os.path.basename(os.path.normpath(result['workdir']))})")
+        ax.bar_label(bars, labels=[f"{h}/{p}" for h, p in zip(result["hits"], result["pairs"])], fontsize=6,
+                     rotation=90, padding=2)
     labels = [f"Q{b + 1}\n<= {d} train int." for b, d in enumerate(results[0]["bucket_max_degree"])]
     ax.set_xticks(buckets, labels, fontsize=8)
-    ax.set(ylabel=f"test recall@{k}", title=title)
-    ax.legend(fontsize=8)
+    ax.set(ylabel=f"test recall@{k} (bars: hits / test pairs)", title=title)
+    ax.set_ylim(0, max(max(r["recall"]) for r in results) * 1.25)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
