@@ -8,6 +8,9 @@ are to the first model of --models, measured in the same run.
   python experiments/bench_epoch.py                                         # LightGCN on baby
   python experiments/bench_epoch.py --models lightgcn,lightgcn:segment_sum  # the two propagation paths
   python experiments/bench_epoch.py --data ../shared/data/tiktok --models lightgcn,bpr --out results/x.json
+  # MAGNET in stage 1 (dense routing) and with top-k routing from epoch 0, against LightGCN:
+  python experiments/bench_epoch.py --data ../shared/data/tiktok \
+      --models lightgcn,magnet,magnet@model.schedule.mode=specialise
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from mmjax.config_files import load_config_file
+from mmjax.config_files import load_config_file, parse_value, with_overrides
 from mmjax.eval import evaluate
 from mmjax.train.loop import EpochTrainer, check_monitor
 from mmjax.train.parallel import replicate, unreplicate
@@ -34,13 +37,15 @@ MMREC_SECONDS = {("lightgcn", "baby"): {"train_epoch": 7.0, "eval_pass": 3.1},
 
 
 def load_config(spec: str, data_dir: str | None):
-    """'name' or 'name:propagation' -> configs/<name>.py's config on `data_dir`."""
-    name, _, propagation = spec.partition(":")
+    """'name[:propagation][@field=value@...]' -> configs/<name>.py's config on `data_dir`, overridden."""
+    model, *overrides = spec.split("@")
+    name, _, propagation = model.partition(":")
     config = load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))
     config.data.dir = data_dir
     if propagation:
         config.model.propagation = propagation
-    return config
+    return with_overrides(config, {field: parse_value(value) for field, _, value in
+                                   (override.partition("=") for override in overrides)})
 
 
 def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
@@ -53,14 +58,14 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
 
     def eval_pass(state) -> float:
         start = time.perf_counter()
-        evaluate(task.score_fn, score_state(unreplicate(state.params), task.consts), task.eval_sets["valid"],
-                 ks=ks, block_size=int(config.eval.batch_size))
+        scoring = score_state(unreplicate(state.params), task.consts, unreplicate(state.schedule))
+        evaluate(task.score_fn, scoring, task.eval_sets["valid"], ks=ks, block_size=int(config.eval.batch_size))
         return time.perf_counter() - start
 
     train_seconds, eval_seconds = [], []
     for epoch in range(epochs + 1):  # epoch 0 compiles
         start = time.perf_counter()
-        state, losses = trainer.run_epoch(state, epoch)
+        state, losses, _ = trainer.run_epoch(state, epoch)
         train_seconds.append(time.perf_counter() - start)
         eval_seconds.append(eval_pass(state))
         if not np.isfinite(losses).all():
@@ -73,6 +78,7 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
             "seconds_per_eval": round(float(np.median(eval_seconds[1:])), 4),
             "epoch_seconds": [round(s, 4) for s in train_seconds[1:]],
             "eval_seconds": [round(s, 4) for s in eval_seconds[1:]],
+            "eval_block_users": int(config.eval.batch_size),
             "mmrec_seconds": MMREC_SECONDS.get((spec.partition(":")[0], dataset.name))}
 
 

@@ -39,6 +39,7 @@ MMREC = {
                             "seconds_per_eval": 0.53},
     ("mgcn", "tiktok"): None,  # not in anchors.md
     ("rlmultimodalrec", "tiktok"): None,  # not in MMRec
+    ("magnet", "tiktok"): None,  # not in MMRec
 }
 # MMRec's hyperparameters for the anchor runs (shared/anchors.md); models without an anchor use their config.
 OVERRIDES = {"lightgcn": ["--config.model.n_layers=1", "--config.model.reg_weight=0.01"],
@@ -47,7 +48,7 @@ OVERRIDES = {"lightgcn": ["--config.model.n_layers=1", "--config.model.reg_weigh
              "freedom": ["--config.model.dropout=0.8", "--config.model.reg_weight=0.0", "--config.model.knn_k=10",
                          "--config.model.n_mm_layers=1", "--config.model.n_ui_layers=2",
                          "--config.model.mm_image_weight=0.1"],
-             "mgcn": [], "rlmultimodalrec": []}
+             "mgcn": [], "rlmultimodalrec": [], "magnet": []}
 
 
 def run(model: str, dataset: str, seed: int) -> dict:

@@ -11,3 +11,10 @@ class DataError(MmjaxError):
 
 class ConfigError(MmjaxError):
     """A config value is missing or outside its allowed range."""
+
+
+def check_fields(checks, prefix: str = "") -> None:
+    """ConfigError for the first failed (field, value, ok, expectation) check: '<prefix><field>: expected ...'."""
+    for name, value, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{prefix}{name}: expected {expected}, got {value!r}")

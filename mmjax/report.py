@@ -1,17 +1,23 @@
-"""Report on a finished run: python -m mmjax.report <workdir>
+"""Report on a finished run: python -m mmjax.report <workdir> [--compare <workdir> ...]
 
 Rebuilds the run's model from the config stored in <workdir>/results.json, loads its best-valid
-checkpoint and draws what the model exposes through GraphModel.inspect: for gated models, the
-distribution of the per-item weight of each modality (<workdir>/gate_histogram.png). Summary
-statistics and learned scalars go to <workdir>/report.json.
+checkpoint and draws, in <workdir>:
+- gate_histogram.png: for gated models (GraphModel.inspect), the per-item weight of each modality;
+- routing.png: for runs with a routing schedule, the per-pair routing entropy and expert balance per
+  epoch, the ramp ρ, and the epoch the trigger fired;
+- gate_heatmap.png: for mixture-of-experts models (GraphModel.route), the mean gate weight of each
+  expert (role x source) over the test pairs;
+- longtail.png: test Recall@20 per item train-degree quintile, beside that of every --compare run.
+Summary statistics, learned scalars and the plotted numbers go to <workdir>/report.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import ml_collections
@@ -47,15 +53,132 @@ def plot_histograms(arrays: dict[str, np.ndarray], title: str, path: str) -> Non
     plt.close(fig)
 
 
-def report(workdir: str) -> dict[str, Any]:
-    """Writes report.json (and gate_histogram.png for gated models); returns the summary."""
+def read_records(workdir: str) -> list[dict[str, Any]]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def trigger_epoch(records: list[dict[str, Any]]) -> int | None:
+    """The epoch at whose end the routing schedule fired (None if it never did)."""
+    for record in records:
+        fired = record["schedule"]["next"]["trigger_epoch"]
+        if fired >= 0:
+            return int(fired)
+    return None
+
+
+def plot_routing(records: list[dict[str, Any]], title: str, path: str) -> None:
+    """Routing entropy and balance per epoch, ρ on a second axis, the trigger epoch marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(epochs, [r["parts"]["entropy"] for r in records], label="per-pair entropy / log E")
+    ax.plot(epochs, [r["parts"]["balance"] for r in records], label="KL(expert load || uniform)")
+    ax.set(xlabel="epoch", ylabel="routing statistic", title=title, ylim=(0, None))
+    fired = trigger_epoch(records)
+    if fired is not None:
+        ax.axvline(fired, color="black", linestyle="--", label=f"trigger (end of epoch {fired})")
+    ramp = ax.twinx()
+    ramp.plot(epochs, [r["schedule"]["trained_with"]["rho"] for r in records], color="grey", linestyle=":",
+              label="ramp ρ")
+    ramp.set(ylabel="ρ", ylim=(-0.05, 1.05))
+    lines = ax.get_legend_handles_labels()
+    more = ramp.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(cols), 1.2 + 0.6 * len(rows)))
+    image = ax.imshow(matrix, cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, f"{matrix[i, j]:.3f}", ha="center", va="center",
+                    color="white" if matrix[i, j] < matrix.mean() else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def mean_test_gates(model, params, consts, schedule, pairs: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Mean gate vector [E] over the (user, item) pairs, computed in chunks."""
+    route = jax.jit(model.route)
+    total = None
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        gates = np.asarray(route(params, consts, schedule, part[:, 0], part[:, 1]), np.float64).sum(axis=0)
+        total = gates if total is None else total + gates
+    return total / len(pairs)
+
+
+def longtail_recall(workdir: str, k: int = 20) -> dict[str, Any]:
+    """Test Recall@k per item train-degree quintile of the run in `workdir` (best-valid checkpoint)."""
+    from mmjax.eval import recommend_top_k
+    from mmjax.eval.buckets import bucket_recall, degree_buckets
+    from mmjax.train.train import best_score_state, load_best
+
+    config = load_run_config(workdir)
+    dataset, task, params, info = load_best(config, workdir)
+    pairs = dataset.eval_pairs("test")
+    users = np.unique(pairs[:, 0])
+    indptr, indices = dataset.train_csr()
+    top, _ = recommend_top_k(task.score_fn, best_score_state(task, params, info), users, indptr, indices,
+                             dataset.num_items, k, block_size=int(config.eval.batch_size))
+    buckets = degree_buckets(dataset.item_train_counts())
+    result = bucket_recall(top, users, pairs, buckets)
+    result.update(model=config.model.name, workdir=workdir, dataset_checksum=dataset.checksum,
+                  best_epoch=info["epoch"],
+                  bucket_max_degree=[int(dataset.item_train_counts()[buckets == b].max()) for b in range(5)])
+    return result
+
+
+def plot_longtail(results: list[dict[str, Any]], k: int, title: str, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(results)
+    buckets = np.arange(len(results[0]["recall"]))
+    for index, result in enumerate(results):
+        bars = ax.bar(buckets + (index - (len(results) - 1) / 2) * width, result["recall"], width,
+                      label=f"{result['model']} ({os.path.basename(os.path.normpath(result['workdir']))})")
+        ax.bar_label(bars, labels=[f"{h}/{p}" for h, p in zip(result["hits"], result["pairs"])], fontsize=6,
+                     rotation=90, padding=2)
+    labels = [f"Q{b + 1}\n<= {d} train int." for b, d in enumerate(results[0]["bucket_max_degree"])]
+    ax.set_xticks(buckets, labels, fontsize=8)
+    ax.set(ylabel=f"test recall@{k} (bars: hits / test pairs)", title=title)
+    ax.set_ylim(0, max(max(r["recall"]) for r in results) * 1.25)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
+    """Writes report.json and the plots the run supports (see the module docstring); returns the summary."""
     from mmjax.models import build_model
+    from mmjax.train.schedule import EpochSchedule
     from mmjax.train.train import load_best
 
     config = load_run_config(workdir)
     dataset, _, params, info = load_best(config, workdir)
     model = build_model(config.model, dataset)
     summary: dict[str, Any] = {"model": config.model.name, "dataset": dataset.name, "best_epoch": info["epoch"]}
+    name = f"{config.model.name} on {dataset.name}"
     if model.inspect is not None:
         arrays = {name: np.asarray(value) for name, value in jax.jit(model.inspect)(params, model.consts).items()}
         summary.update({name: float(value) for name, value in arrays.items() if value.ndim == 0})
@@ -67,17 +190,45 @@ def report(workdir: str) -> dict[str, Any]:
                                       "quantiles_10_50_90": [float(q) for q in np.quantile(v, [0.1, 0.5, 0.9])]}
                                for name, v in gates.items()}
             summary["gate_histogram"] = path
+    records = read_records(workdir)
+    if records and "schedule" in records[0]:
+        path = os.path.join(workdir, "routing.png")
+        plot_routing(records, f"{name}: routing per epoch", path)
+        summary["routing"] = {"trigger_epoch": trigger_epoch(records), "plot": path,
+                              "entropy": [r["parts"]["entropy"] for r in records]}
+    if model.route is not None:
+        schedule = None
+        if model.schedule is not None:
+            schedule = EpochSchedule.from_host(info.get("schedule", {}), model.schedule.init())
+        mean = mean_test_gates(model, params, model.consts, schedule, dataset.eval_pairs("test"))
+        roles = sorted({label.split("/")[0] for label in model.expert_labels},
+                       key=[label.split("/")[0] for label in model.expert_labels].index)
+        sources = [label.split("/")[1] for label in model.expert_labels[:len(model.expert_labels) // len(roles)]]
+        matrix = mean.reshape(len(roles), len(sources))
+        path = os.path.join(workdir, "gate_heatmap.png")
+        plot_heatmap(matrix, roles, sources, f"{name}: mean gate over test pairs (best epoch {info['epoch']})",
+                     path)
+        summary["mean_gate"] = {label: float(value) for label, value in zip(model.expert_labels, mean)}
+        summary["gate_heatmap"] = path
+    if compare:
+        results = [longtail_recall(run) for run in (workdir, *compare)]
+        path = os.path.join(workdir, "longtail.png")
+        plot_longtail(results, 20, f"{dataset.name}: test recall@20 by item popularity quintile", path)
+        summary["longtail"] = results
+        summary["longtail_plot"] = path
     with open(os.path.join(workdir, "report.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m mmjax.report <workdir>", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python -m mmjax.report", description=__doc__.splitlines()[0])
+    parser.add_argument("workdir")
+    parser.add_argument("--compare", nargs="*", default=[],
+                        help="workdirs of runs on the same dataset to draw beside it in longtail.png")
+    args = parser.parse_args(argv[1:])
     try:
-        print(json.dumps(report(argv[1]), indent=2))
+        print(json.dumps(report(args.workdir, args.compare), indent=2))
     except MmjaxError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -51,6 +51,16 @@ def test_synthetic_run_writes_metrics_results_and_plot(tmp_path):
     assert "epoch    2" in proc.stderr  # progress on the terminal
 
 
+def test_main_job_magnet_runs_on_the_synthetic_default(tmp_path):
+    """The README's main job (configs/magnet.py, no data dir), shortened: routing is logged every epoch."""
+    proc = run_main(tmp_path, "--config.train.num_epochs=3", "--config.data.synthetic.num_users=200",
+                    "--config.data.synthetic.num_items=100", "--config.model.knn_k=5", config="configs/magnet.py")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "magnet" and results["epochs_run"] == 3
+    assert "entropy" in proc.stderr and "stage 1 rho 0.00" in proc.stderr
+
+
 BAD_INPUTS = {
     "missing directory": (lambda p: p / "nope", "nope"),
     "missing column": (lambda p: write_dir(p / "d", "userID\titemID\n0\t1\n"), "x_label"),

@@ -14,7 +14,7 @@ from mmjax.graph import dense_adjacency, knn_item_graph, propagate, user_item_gr
 from mmjax.graph.dropout import (bipartite_edges, degree_sensitive_dropout, kept_edge_count,
                                  normalized_bipartite, sample_without_replacement)
 from mmjax.models import build_model
-from mmjax.models.freedom import modality_weights
+from mmjax.models.inputs import modality_weights
 from mmjax.train.train import train_and_evaluate
 
 from helpers import small_config

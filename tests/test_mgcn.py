@@ -14,7 +14,8 @@ from mmjax.data import InteractionDataset, make_synthetic
 from mmjax.errors import ConfigError, DataError
 from mmjax.graph import dense_adjacency, propagate, propagation_graph, user_item_graph
 from mmjax.models import build_model
-from mmjax.models.mgcn import build, user_item_block
+from mmjax.graph import user_item_block
+from mmjax.models.mgcn import build
 from mmjax.train.losses import info_nce
 from mmjax.train.train import train_and_evaluate
 
@@ -212,7 +213,7 @@ task = Task(model_name="mgcn", dataset_name="toy", init_params=None, loss_fn=los
             score_state=None, score_fn=None, consts=None, eval_sets={})
 sharded = {k: v[:, 0] for k, v in shard_batches({k: v[None] for k, v in batch.items()}).items()}
 mapped = jax.pmap(lambda p, b: global_loss_and_grads(task, p, None, b, None), axis_name=AXIS)
-losses, mapped_grads = mapped(replicate(params), sharded)
+losses, _, mapped_grads = mapped(replicate(params), sharded)
 print(float(np.max(np.abs(np.asarray(losses) - float(loss)))))
 errors = jax.tree_util.tree_map(lambda g, m: float(np.max(np.abs(np.asarray(m) - np.asarray(g)[None])) /
                                                   np.max(np.abs(np.asarray(g)))), grads, mapped_grads)

@@ -53,7 +53,7 @@ def test_recommend_writes_the_top_k_unseen_items_of_every_user(trained):
     path = recommend(config, str(workdir))
     rows = read_recommendations(path)
     dataset, task, params, _ = load_best(config, str(workdir))
-    user_vectors, item_vectors = (np.asarray(a) for a in jax.jit(task.score_state)(params, task.consts))
+    user_vectors, item_vectors = (np.asarray(a) for a in jax.jit(task.score_state)(params, task.consts, None))
     scores = user_vectors @ item_vectors.T
     seen = np.zeros_like(scores, dtype=bool)
     for split in (dataset.train, dataset.valid, dataset.test):

@@ -74,40 +74,50 @@ def test_check_global_batch_rejects_non_positive_split(monkeypatch):
 
 
 GRADIENT_CHECK = """
-import jax, numpy as np
-from mmjax import defaults
+import functools, sys
+import jax, jax.numpy as jnp, numpy as np
+from mmjax.config_files import load_config_file
 from mmjax.data import make_synthetic
 from mmjax.train.loop import global_loss_and_grads
 from mmjax.train.parallel import AXIS, replicate, shard_batches
 from mmjax.train.topk import graph_topk_task
 
-config = defaults.get_config()
+config = load_config_file(sys.argv[1])
 config.model.n_layers = 2
 data = make_synthetic(num_users=120, num_items=80, seed=3)
 task = graph_topk_task(config, data)
 params = task.init_params(jax.random.PRNGKey(0))
 batch = {k: v[0] for k, v in task.epoch_batches(0).items()}  # one global batch, padded rows at its end
 rng = jax.random.PRNGKey(1)
-(loss, _), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(params, task.consts, batch, rng, None)
+schedule = task.initial_schedule()
+loss_fn = task.loss_fn
+if schedule is not None:  # the sparse stage: top-k routing, specialisation weights
+    schedule = dict(schedule, rho=jnp.ones((), jnp.float32))
+    loss_fn = functools.partial(task.loss_fn, schedule=schedule)
+(loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, task.consts, batch, rng, None)
 sharded = {k: v[:, 0] for k, v in shard_batches({k: v[None] for k, v in batch.items()}).items()}
-mapped = jax.pmap(lambda p, c, b: global_loss_and_grads(task, p, c, b, rng), axis_name=AXIS)
-losses, mapped_grads = mapped(replicate(params), replicate(task.consts), sharded)
+mapped = jax.pmap(lambda p, c, b, s: global_loss_and_grads(task, p, c, b, rng, s), axis_name=AXIS)
+losses, mapped_parts, mapped_grads = mapped(replicate(params), replicate(task.consts), sharded, replicate(schedule))
 print(float(np.max(np.abs(np.asarray(losses) - float(loss)))))
 errors = jax.tree_util.tree_map(lambda g, m: float(np.max(np.abs(np.asarray(m) - np.asarray(g)[None])) /
-                                                  np.max(np.abs(np.asarray(g)))), grads, mapped_grads)
+                                                  max(np.max(np.abs(np.asarray(g))), 1e-12)), grads, mapped_grads)
 print(max(jax.tree_util.tree_leaves(errors)))
+print(max(float(np.max(np.abs(np.asarray(mapped_parts[k]) - float(parts[k])))) for k in parts))
 """
 
 
-def test_two_device_gradients_equal_the_global_batch_gradient():
+@pytest.mark.parametrize("config_file", ["configs/lightgcn.py", "configs/magnet.py"])
+def test_two_device_gradients_equal_the_global_batch_gradient(config_file):
     # Adam hides a constant gradient scale, so losses alone would not catch one: compare gradients.
+    # MAGNET adds batch-level routing statistics (entropy, expert load) that must also be global.
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    proc = subprocess.run([sys.executable, "-c", GRADIENT_CHECK], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", GRADIENT_CHECK, config_file], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    loss_error, gradient_error = (float(x) for x in proc.stdout.split())
+    loss_error, gradient_error, parts_error = (float(x) for x in proc.stdout.split())
     assert loss_error < 1e-6
     assert gradient_error < 1e-5
+    assert parts_error < 1e-6
 
 
 def test_distributed_initialise_only_when_enabled(monkeypatch):

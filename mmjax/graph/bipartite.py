@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jraph
 import numpy as np
+import scipy.sparse
 
 from mmjax.data.dataset import pair_keys
 from mmjax.errors import DataError
@@ -53,3 +54,43 @@ def dense_adjacency(graph: jraph.GraphsTuple) -> np.ndarray:
     dense = np.zeros((num_nodes, num_nodes), dtype=np.float64)
     np.add.at(dense, (np.asarray(graph.receivers), np.asarray(graph.senders)), np.asarray(graph.edges))
     return dense
+
+
+def user_item_block(graph: jraph.GraphsTuple, num_users: int) -> jraph.GraphsTuple:
+    """R̂ = Â[:U, U:] as a graph over the same U + I nodes: only the item -> user edges of Â.
+
+    Propagating [0; x_items] over it gives [R̂ x_items; 0], so R̂ works with either propagation kind.
+    """
+    keep = np.asarray(graph.receivers) < num_users
+    return graph._replace(edges=np.asarray(graph.edges)[keep], senders=np.asarray(graph.senders)[keep],
+                          receivers=np.asarray(graph.receivers)[keep],
+                          n_edge=np.array([int(keep.sum())], dtype=np.int32))
+
+
+def content_augmented_graph(train_pairs: np.ndarray, num_users: int, num_items: int,
+                            item_edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+                            item_weight: float = 1.0) -> jraph.GraphsTuple:
+    """Â_C: the user-item graph plus weighted item-item edges, symmetrically normalised as one graph.
+
+    A_C = [[0, R], [Rᵀ, item_weight · S]] over U + I nodes, with S the item-item matrix given by
+    `item_edges` = (receivers, senders, values) (item ids), symmetrised as (S + Sᵀ) / 2 and without
+    self-loops, so that content neighbours propagate into each other like co-interacted items.
+    """
+    base = user_item_graph(train_pairs, num_users, num_items)  # validates the pairs
+    receivers, senders, values = (np.asarray(a) for a in item_edges)
+    if np.any(values < 0) or not np.all(np.isfinite(values)):
+        raise DataError("item-item edges: expected finite, non-negative weights")
+    n = num_users + num_items
+    interactions = scipy.sparse.csr_matrix((np.ones(len(base.senders)), (np.asarray(base.receivers),
+                                            np.asarray(base.senders))), shape=(n, n))
+    off_diagonal = receivers != senders
+    items = scipy.sparse.csr_matrix((values[off_diagonal], (receivers[off_diagonal] + num_users,
+                                     senders[off_diagonal] + num_users)), shape=(n, n))
+    total = (interactions + 0.5 * item_weight * (items + items.T)).tocsr()
+    total.eliminate_zeros()
+    total.sort_indices()
+    rows = np.repeat(np.arange(n), np.diff(total.indptr)).astype(np.int32)
+    cols = total.indices.astype(np.int32)
+    weights = symmetric_weights(cols, rows, total.data, n)
+    return jraph.GraphsTuple(nodes=None, edges=weights, senders=cols, receivers=rows, globals=None,
+                             n_node=np.array([n], dtype=np.int32), n_edge=np.array([len(rows)], dtype=np.int32))

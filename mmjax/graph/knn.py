@@ -12,15 +12,10 @@ from mmjax.errors import DataError
 from mmjax.graph.bipartite import symmetric_weights
 
 
-def knn_item_graph(features: np.ndarray, k: int = 10, weighted: bool = True,
-                   block_size: int = 2048) -> jraph.GraphsTuple:
-    """kNN graph over items from cosine similarity of L2-normalised features.
-
-    Each item keeps its top-k most similar items (itself included, as a top-k of a cosine matrix
-    keeps the diagonal); the kept matrix is not symmetrised. Values are the cosine scores when
-    `weighted` (MMRec's build_knn_normalized_graph) or 1 (FREEDOM's binary variant), then
-    normalised D^{-1/2} S_k D^{-1/2} with D the row sums of S_k. Ties prefer the lower item id.
-    """
+def knn_cosine_edges(features: np.ndarray, k: int = 10,
+                     block_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(receivers, senders, cosines): each item's top-k most cosine-similar items, itself included
+    (a top-k of a cosine matrix keeps the diagonal); ties prefer the lower item id."""
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2:
         raise DataError(f"features: expected a 2-D [num_items, dim] array, got shape {x.shape}")
@@ -37,9 +32,21 @@ def knn_item_graph(features: np.ndarray, k: int = 10, weighted: bool = True,
         rows.append(np.repeat(np.arange(start, start + len(sim)), k))
         cols.append(top.reshape(-1))
         vals.append(np.take_along_axis(sim, top, axis=1).reshape(-1))
-    receivers = np.concatenate(rows).astype(np.int32)
-    senders = np.concatenate(cols).astype(np.int32)
-    values = np.concatenate(vals).astype(np.float64) if weighted else np.ones(len(senders))
+    return (np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32),
+            np.concatenate(vals).astype(np.float64))
+
+
+def knn_item_graph(features: np.ndarray, k: int = 10, weighted: bool = True,
+                   block_size: int = 2048) -> jraph.GraphsTuple:
+    """kNN graph over items from cosine similarity of L2-normalised features.
+
+    The knn_cosine_edges matrix S_k, not symmetrised, with values the cosine scores when `weighted`
+    (MMRec's build_knn_normalized_graph) or 1 (FREEDOM's binary variant), normalised D^{-1/2} S_k D^{-1/2}
+    with D the row sums of S_k.
+    """
+    receivers, senders, cosines = knn_cosine_edges(features, k, block_size)
+    num_items = int(np.asarray(features).shape[0])
+    values = cosines if weighted else np.ones(len(senders))
     weights = symmetric_weights(senders, receivers, values, num_items)
     return jraph.GraphsTuple(
         nodes=None, edges=weights, senders=senders, receivers=receivers, globals=None,

@@ -16,6 +16,7 @@ from flax import linen as nn
 
 from mmjax.models.outputs import Embeddings
 from mmjax.train.losses import bpr_loss, embedding_norm_penalty
+from mmjax.train.schedule import EpochSchedule
 
 Params = Any
 Consts = Any
@@ -47,6 +48,10 @@ class GraphModel:
     prepare_epoch(consts, rng) -> the constants one epoch trains with (e.g. an edge-dropped graph);
       jittable, run once per epoch inside the compiled epoch.
     inspect(params, consts) -> named per-item/per-user arrays a report plots (e.g. gate values), or None.
+    schedule: an EpochSchedule (train/schedule.py) for models whose loss and scoring change with the
+      training stage; then loss takes `schedule=` and score_state is (params, consts, schedule).
+    route(params, consts, schedule, users, items) -> [n, E] gate weights of mixture-of-experts models
+      for (user, item) pairs, named by expert_labels ('role/source'); None otherwise.
     """
 
     init: Callable[[jax.Array], Params]
@@ -56,6 +61,15 @@ class GraphModel:
     score_fn: Callable[[Any, jax.Array], jax.Array] = dot_scores
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = keep_consts
     inspect: Callable[[Params, Consts], dict[str, jax.Array]] | None = None
+    schedule: EpochSchedule | None = None
+    route: Callable[..., jax.Array] | None = None
+    expert_labels: tuple[str, ...] = ()
+
+    def scoring_state(self, params: Params, consts: Consts, schedule: Any = None) -> Any:
+        """score_state under the trainer's uniform (params, consts, schedule) signature."""
+        if self.schedule is None:
+            return self.score_state(params, consts)
+        return self.score_state(params, consts, schedule)
 
 
 def batch_scores(out: Embeddings, batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -20,12 +20,13 @@ from flax import linen as nn
 from flax import struct
 
 from mmjax.data import InteractionDataset
-from mmjax.errors import ConfigError
+from mmjax.errors import check_fields
 from mmjax.graph import Graph, lightgcn_layers, propagate
 from mmjax.graph.dropout import BipartiteEdges, bipartite_edges, degree_sensitive_dropout, kept_edge_count
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
-from mmjax.models.inputs import interaction_graph, item_knn_graph, modality_features, selected_modalities
+from mmjax.models.inputs import (interaction_graph, item_knn_graph, modality_features, modality_weights,
+                                 selected_modalities)
 from mmjax.models.outputs import Embeddings
 from mmjax.nn.linear import TorchLinear
 from mmjax.train.losses import bpr_loss
@@ -74,20 +75,6 @@ class FREEDOM(nn.Module):
         return out, projections
 
 
-def modality_weights(modalities: tuple[str, ...], image_weight: float) -> dict[str, float]:
-    """FREEDOM's mixing weights: 'image' gets image_weight beside other modalities, which share the rest.
-
-    MMRec mixes image and text as w * S_image + (1 - w) * S_text; a lone modality gets weight 1, and
-    without an 'image' modality all share equally.
-    """
-    if len(modalities) == 1:
-        return {modalities[0]: 1.0}
-    if "image" not in modalities:
-        return {name: 1.0 / len(modalities) for name in modalities}
-    rest = (1.0 - image_weight) / (len(modalities) - 1)
-    return {name: image_weight if name == "image" else rest for name in modalities}
-
-
 def check_config(cfg: ml_collections.ConfigDict) -> None:
     """One-line ConfigError for the first out-of-range FREEDOM field."""
     checks = [
@@ -96,9 +83,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("mm_image_weight", cfg.mm_image_weight, 0.0 <= cfg.mm_image_weight <= 1.0, "in [0, 1]"),
         ("dropout", cfg.dropout, 0.0 <= cfg.dropout < 1.0, "in [0, 1)"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"model.{name}: expected {expected}, got {value}")
+    check_fields(checks, 'model.')
 
 
 def freedom_loss(module: FREEDOM, reg_weight: float, params, consts: FreedomInputs, batch: Batch,

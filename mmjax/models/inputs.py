@@ -71,3 +71,17 @@ def item_knn_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
         raise ConfigError(f"model.knn_k: expected >= 1, got {cfg.knn_k}")
     return on_device(propagation_graph(mixed_knn_graph(dataset.features, weights, k=int(cfg.knn_k),
                                                        weighted=weighted), cfg.propagation))
+
+
+def modality_weights(modalities: tuple[str, ...], image_weight: float) -> dict[str, float]:
+    """FREEDOM's mixing weights: 'image' gets image_weight beside other modalities, which share the rest.
+
+    MMRec mixes image and text as w * S_image + (1 - w) * S_text; a lone modality gets weight 1, and
+    without an 'image' modality all share equally.
+    """
+    if len(modalities) == 1:
+        return {modalities[0]: 1.0}
+    if "image" not in modalities:
+        return {name: 1.0 / len(modalities) for name in modalities}
+    rest = (1.0 - image_weight) / (len(modalities) - 1)
+    return {name: image_weight if name == "image" else rest for name in modalities}

@@ -15,15 +15,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import jraph
 import ml_collections
-import numpy as np
 from flax import linen as nn
 from flax import struct
 
 from mmjax.data import InteractionDataset
-from mmjax.errors import ConfigError
-from mmjax.graph import lightgcn_layers, propagate, propagation_graph, user_item_graph
+from mmjax.errors import check_fields
+from mmjax.graph import lightgcn_layers, propagate, propagation_graph, user_item_block, user_item_graph
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
@@ -41,17 +39,6 @@ class MGCNOutput:
     side_items: jax.Array
     content_users: jax.Array
     content_items: jax.Array
-
-
-def user_item_block(graph: jraph.GraphsTuple, num_users: int) -> jraph.GraphsTuple:
-    """R̂ = Â[:U, U:] as a graph over the same U + I nodes: only the item -> user edges of Â.
-
-    Propagating [0; x_items] over it gives [R̂ x_items; 0], so R̂ works with either propagation kind.
-    """
-    keep = np.asarray(graph.receivers) < num_users
-    return graph._replace(edges=np.asarray(graph.edges)[keep], senders=np.asarray(graph.senders)[keep],
-                          receivers=np.asarray(graph.receivers)[keep],
-                          n_edge=np.array([int(keep.sum())], dtype=np.int32))
 
 
 class MGCN(nn.Module):
@@ -144,9 +131,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("model.cl_loss", cfg.cl_loss, cfg.cl_loss >= 0, ">= 0"),
         ("model.cl_temperature", cfg.cl_temperature, cfg.cl_temperature > 0, "> 0"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"{name}: expected {expected}, got {value}")
+    check_fields(checks)
 
 
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:

@@ -18,6 +18,7 @@ MODELS: dict[str, str] = {
     "freedom": "freedom",
     "mgcn": "mgcn",
     "rlmultimodalrec": "rlmultimodalrec",
+    "magnet": "magnet",
 }
 
 

@@ -9,6 +9,7 @@ run would.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -20,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from mmjax.errors import ConfigError
+from mmjax.errors import ConfigError, check_fields
 from mmjax.eval import evaluate
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
@@ -48,38 +49,43 @@ def learning_rate_schedule(train_cfg: ml_collections.ConfigDict, steps_per_epoch
 
 
 def global_loss_and_grads(task: Task, params: Any, consts: Any, batch: dict[str, jax.Array],
-                          rng: jax.Array) -> tuple[jax.Array, Any]:
-    """Inside pmap: the global batch's loss and its gradient, the same on every device.
+                          rng: jax.Array, schedule: Any = None) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+    """Inside pmap: the global batch's loss, its parts and its gradient, the same on every device.
 
     Each device differentiates the global loss (batch reductions are psums over AXIS); the psums'
     transposes spread each device's cotangent to all devices, so the mean of the devices' gradients is
-    the global gradient.
+    the global gradient. `schedule` goes to the loss of a task that has one.
     """
-    (loss, _), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(params, consts, batch, rng, AXIS)
-    return loss, jax.lax.pmean(grads, AXIS)
+    loss_fn = task.loss_fn if task.schedule is None else functools.partial(task.loss_fn, schedule=schedule)
+    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, consts, batch, rng, AXIS)
+    return loss, parts, jax.lax.pmean(grads, AXIS)
 
 
 def make_train_epoch(task: Task, optimizer: optax.GradientTransformation) -> Callable:
-    """A pmapped (state, consts, batches) -> (state, per-step losses) scanning one epoch on every device.
+    """A pmapped (state, consts, batches) -> (state, per-step losses, mean loss parts) over one epoch.
 
     State and consts are replicated, batches sharded; each device computes the global batch's loss
     (see losses.batch_sum) and the devices average their gradients, so every replica takes the same step.
+    A task's schedule is read by every step and updated once, from the epoch's mean loss parts.
     """
 
     def train_step(carry, batch):
         state, consts = carry
         rng, step_rng = jax.random.split(state.rng)
-        loss, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng)
+        loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, state.schedule)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
-        return (new_state, consts), loss
+        new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
+        return (new_state, consts), (loss, parts)
 
     def train_epoch(state: TrainState, consts: Any, batches: dict[str, jax.Array]):
         rng, epoch_rng = jax.random.split(state.rng)
         epoch_consts = task.prepare_epoch(consts, epoch_rng)
-        (state, _), losses = jax.lax.scan(train_step, (state.replace(rng=rng), epoch_consts), batches)
-        return state, losses
+        (state, _), (losses, parts) = jax.lax.scan(train_step, (state.replace(rng=rng), epoch_consts), batches)
+        mean_parts = jax.tree_util.tree_map(jnp.mean, parts)
+        if task.schedule is not None:
+            state = state.replace(schedule=task.schedule.update(state.schedule, mean_parts))
+        return state, losses, mean_parts
 
     return jax.pmap(train_epoch, axis_name=AXIS, donate_argnums=0)
 
@@ -92,9 +98,7 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         ("train.patience", cfg.patience, cfg.patience >= 0, ">= 0"),
         ("train.checkpoint_every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"{name}: expected {expected}, got {value}")
+    check_fields(checks)
 
 
 def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
@@ -134,13 +138,16 @@ class EpochTrainer:
         params_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
         params = self.task.init_params(params_rng)
         return TrainState(params=params, opt_state=self.optimizer.init(params), step=jnp.zeros((), jnp.int32),
-                          rng=train_rng)
+                          rng=train_rng, schedule=self.task.initial_schedule())
 
-    def run_epoch(self, replicated_state: TrainState, epoch: int) -> tuple[TrainState, np.ndarray]:
-        """The replicated state after `epoch` and its per-step global-batch losses (a host array)."""
+    def run_epoch(self, replicated_state: TrainState, epoch: int) -> tuple[TrainState, np.ndarray, dict[str, float]]:
+        """The replicated state after `epoch`, its per-step global-batch losses (a host array) and the
+        epoch's mean loss parts."""
         host_batches = self.first_batches if epoch == 0 else self.task.epoch_batches(epoch)
-        state, losses = self.train_epoch(replicated_state, self.replicated_consts, shard_batches(host_batches))
-        return state, np.asarray(losses[0])  # every device holds the same global-batch losses
+        state, losses, parts = self.train_epoch(replicated_state, self.replicated_consts,
+                                                shard_batches(host_batches))
+        # every device holds the same global-batch values
+        return state, np.asarray(losses[0]), {name: float(value[0]) for name, value in parts.items()}
 
 
 def first_non_finite(losses: np.ndarray) -> int | None:
@@ -176,8 +183,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
 
     score_state = jax.jit(task.score_state)
 
-    def run_eval(params, split: str) -> dict[str, float]:
-        return evaluate(task.score_fn, score_state(params, task.consts), task.eval_sets[split], ks=ks,
+    def run_eval(params, schedule, split: str) -> dict[str, float]:
+        return evaluate(task.score_fn, score_state(params, task.consts, schedule), task.eval_sets[split], ks=ks,
                         block_size=int(eval_cfg.batch_size))
 
     replicated_state = replicate(state)
@@ -187,8 +194,10 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     try:
         while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
             epoch = progress.epochs_done
+            # The params after this epoch are scored as they were trained: under this epoch's schedule.
+            epoch_schedule = unreplicate(replicated_state.schedule)
             start = time.perf_counter()
-            new_state, losses = trainer.run_epoch(replicated_state, epoch)
+            new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
             train_seconds = time.perf_counter() - start
             bad_step = first_non_finite(losses)
             if bad_step is not None:
@@ -201,22 +210,32 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
             replicated_state = new_state
             params = unreplicate(replicated_state.params)
             start = time.perf_counter()
-            valid = run_eval(params, "valid")
+            valid = run_eval(params, epoch_schedule, "valid")
             eval_seconds = time.perf_counter() - start
-            stopper = progress.stopper.update(valid[monitor], epoch)
+            schedule_info = None if task.schedule is None else {
+                "trained_with": task.schedule.to_host(epoch_schedule),
+                "next": task.schedule.to_host(unreplicate(replicated_state.schedule))}
+            count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
+            stopper = progress.stopper.update(valid[monitor], epoch, count_bad=count_bad)
             improved = stopper.improved_at(epoch)
             best_valid, best_test = progress.best_valid, progress.best_test
             if improved:
-                best_valid, best_test = valid, run_eval(params, "test")
-                checkpoints.save_best(epoch, params, {"valid": best_valid, "test": best_test})
-            record = {"epoch": epoch, "loss": float(np.mean(losses)), "train_seconds": train_seconds,
-                      "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+                best_valid, best_test = valid, run_eval(params, epoch_schedule, "test")
+                best_info = {"valid": best_valid, "test": best_test}
+                if schedule_info is not None:
+                    best_info["schedule"] = schedule_info["trained_with"]
+                checkpoints.save_best(epoch, params, best_info)
+            record = {"epoch": epoch, "loss": float(np.mean(losses)), "parts": parts,
+                      "train_seconds": train_seconds, "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+            if schedule_info is not None:
+                record["schedule"] = schedule_info
             writer.epoch(record)
             progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
                                    best_test=best_test, records=progress.records + (record,))
-            logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s",
+            logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s%s",
                         epoch, record["loss"], valid.get("recall@20", float("nan")),
-                        valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "")
+                        valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "",
+                        epoch_summary(parts, schedule_info))
             finished = progress.epochs_done == int(train_cfg.num_epochs) or stopper.should_stop(patience)
             if finished or progress.epochs_done % checkpoint_every == 0:
                 checkpoints.save_latest(unreplicate(replicated_state), progress)
@@ -232,6 +251,18 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
                 progress.stopper.best_epoch, progress.best_test.get("recall@20", float("nan")),
                 progress.best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
     return results
+
+
+def epoch_summary(parts: dict[str, float], schedule_info: dict[str, Any] | None) -> str:
+    """' | part value ...' for the log line; with a schedule also its stage and ramp value this epoch."""
+    text = "".join(f" {name} {value:.4g}" for name, value in parts.items())
+    if schedule_info is not None:
+        trained = schedule_info["trained_with"]
+        stage = 1 if trained.get("trigger_epoch", -1) < 0 else 2
+        text += f" | stage {stage} rho {trained.get('rho', 0.0):.2f}"
+        if schedule_info["next"].get("trigger_epoch", -1) >= 0 > trained.get("trigger_epoch", -1):
+            text += " (trigger fired)"
+    return " |" + text if text else ""
 
 
 def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,

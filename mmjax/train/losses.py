@@ -13,9 +13,12 @@ import jax
 import jax.numpy as jnp
 
 
-def batch_sum(values: jax.Array, axis_name: str | None = None) -> jax.Array:
-    """Sum of `values` over the global batch: this shard's sum, plus the other devices' when mapped."""
-    total = jnp.sum(values)
+def batch_sum(values: jax.Array, axis_name: str | None = None, axis: int | None = None) -> jax.Array:
+    """Sum of `values` over the global batch: this shard's sum, plus the other devices' when mapped.
+
+    `axis`: sum only over that (batch) axis, keeping the others (e.g. per-expert totals).
+    """
+    total = jnp.sum(values, axis=axis)
     return total if axis_name is None else jax.lax.psum(total, axis_name)
 
 

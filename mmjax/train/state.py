@@ -13,10 +13,13 @@ from flax import struct
 
 @struct.dataclass
 class TrainState:
+    """Parameters, optimiser state, step, RNG and the model's epoch schedule (None for most models)."""
+
     params: Any
     opt_state: optax.OptState
     step: jax.Array
     rng: jax.Array
+    schedule: Any = None
 
 
 @struct.dataclass
@@ -30,10 +33,11 @@ class EarlyStopping:
     best_epoch: int = -1
     bad_epochs: int = 0
 
-    def update(self, value: float, epoch: int) -> "EarlyStopping":
+    def update(self, value: float, epoch: int, count_bad: bool = True) -> "EarlyStopping":
+        """`count_bad=False` (e.g. before a schedule's trigger) tracks the best without using up patience."""
         if value > self.best_value:
             return EarlyStopping(best_value=value, best_epoch=epoch, bad_epochs=0)
-        return self.replace(bad_epochs=self.bad_epochs + 1)
+        return self.replace(bad_epochs=self.bad_epochs + int(count_bad))
 
     def improved_at(self, epoch: int) -> bool:
         return self.best_epoch == epoch

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from mmjax.eval import EvalSet
+from mmjax.train.schedule import EpochSchedule
 
 Params = Any
 Consts = Any  # pytree of device arrays the model reads but never trains (graphs, features)
@@ -29,11 +30,14 @@ class Task:
       reductions go through losses.batch_sum(..., axis_name) so the loss is the global batch's.
     epoch_batches(epoch) -> dict of numpy arrays stacked [steps, batch, ...]; deterministic in
       (seed, epoch) so that a resumed run sees the batches an uninterrupted one would.
-    score_state(params, consts) -> pytree that score_fn reads (e.g. final embeddings); jittable.
+    score_state(params, consts, schedule) -> pytree that score_fn reads (e.g. final embeddings); jittable;
+      `schedule` is the run's epoch schedule (None without one), as scoring may depend on its stage.
     score_fn(state, users) -> scores [len(users), num_items]; the same function object every epoch.
     eval_sets: 'valid' and 'test' ground truth with the items to mask.
     prepare_epoch(consts, rng) -> the consts one epoch trains with (e.g. an edge-dropped graph); jittable,
       run at the start of every compiled epoch with an RNG split from the train state.
+    schedule: the model's EpochSchedule, or None. With one, loss_fn also takes `schedule=` (the epoch's
+      schedule, from TrainState) and the loop updates it from the epoch's mean loss parts.
     """
 
     model_name: str
@@ -41,8 +45,13 @@ class Task:
     init_params: Callable[[jax.Array], Params]
     loss_fn: Callable[[Params, Consts, Batch, jax.Array, str | None], tuple[jax.Array, dict[str, jax.Array]]]
     epoch_batches: Callable[[int], dict[str, np.ndarray]]
-    score_state: Callable[[Params, Consts], Any]
+    score_state: Callable[[Params, Consts, Any], Any]
     score_fn: Callable[[Any, jax.Array], jax.Array]
     consts: Consts
     eval_sets: Mapping[str, EvalSet]
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = lambda consts, rng: consts
+    schedule: EpochSchedule | None = None
+
+    def initial_schedule(self) -> Any:
+        """Epoch 0's schedule, or None for a model without one."""
+        return None if self.schedule is None else self.schedule.init()

@@ -39,6 +39,6 @@ def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
     eval_sets = {split: build_eval_set(dataset.eval_pairs(split), indptr, indices, dataset.num_items)
                  for split in ("valid", "test")}
     return Task(model_name=config.model.name, dataset_name=dataset.name, init_params=model.init,
-                loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.score_state,
+                loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.scoring_state,
                 score_fn=model.score_fn, consts=model.consts, eval_sets=eval_sets,
-                prepare_epoch=model.prepare_epoch)
+                prepare_epoch=model.prepare_epoch, schedule=model.schedule)

@@ -25,6 +25,7 @@ from mmjax.eval import evaluate, recommend_top_k
 from mmjax.train.checkpoint import RunCheckpoints
 from mmjax.train.loop import check_monitor, fit
 from mmjax.train.parallel import initialize_distributed
+from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 from mmjax.train.topk import graph_topk_task
 
@@ -92,11 +93,19 @@ def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[Interact
     return dataset, task, params, info
 
 
+def best_score_state(task: Task, params: Any, info: dict[str, Any]) -> Any:
+    """What the task scores with for the best checkpoint: its params under the schedule they trained with."""
+    schedule = None
+    if task.schedule is not None:
+        schedule = EpochSchedule.from_host(info.get("schedule", {}), task.initial_schedule())
+    return jax.jit(task.score_state)(params, task.consts, schedule)
+
+
 def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Recomputes valid and test metrics of the best-valid checkpoint; writes <workdir>/eval.json."""
     ks, _ = check_monitor(config.eval)
     _, task, params, info = load_best(config, workdir)
-    state = jax.jit(task.score_state)(params, task.consts)
+    state = best_score_state(task, params, info)
     out = {"best_epoch": info["epoch"]}
     for split in ("valid", "test"):
         out[split] = evaluate(task.score_fn, state, task.eval_sets[split], ks=ks,
@@ -138,7 +147,7 @@ def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[i
     dataset, task, params, info = load_best(config, workdir)
     users = np.arange(dataset.num_users) if users is None else np.asarray(users, dtype=np.int64)
     indptr, indices = dataset.interaction_csr(tuple(config.recommend.exclude_splits))
-    state = jax.jit(task.score_state)(params, task.consts)
+    state = best_score_state(task, params, info)
     items, scores = recommend_top_k(task.score_fn, state, users, indptr, indices, dataset.num_items,
                                     int(config.recommend.k), block_size=int(config.eval.batch_size))
     path = os.path.join(workdir, "recommendations.csv")

@@ -1,0 +1,416 @@
+"""MAGNET (specs/magnet.md): dual-view graph, role-structured graph experts, entropy-triggered routing.
+
+1. Dual-view graph learning: LightGCN over the interaction graph Â (view I) and over Â_C, the same
+   graph plus content-induced item-item kNN edges (view C), on shared ID embeddings; fused lightly.
+2. Modality representations: per modality, projected item features smoothed on the modality's kNN
+   item graph; users get the normalised mean of their train items' vectors (R̂ h).
+3. Experts: K = 1 + M sources (behaviour, then each modality), LayerNorm-ed; 3K experts = three roles
+   (dominant, balanced, complementary) x K anchors (nn/experts.py), applied to users and items alike.
+4. An interaction-conditioned router per (user, item) pair weights the experts' dot products:
+   ŷ = <h_u, h_i> + Σ_e g_e(u, i) <z^e_u, z^e_i>, dense in stage 1 and top-k once the schedule's ramp
+   reaches 1. Full ranking scores every item for every user, in user blocks.
+Loss: BPR + λ_reg ½‖ego rows‖² / B + the routing regulariser whose weights follow the
+EntropyTriggeredRouting schedule (train/schedule.py), kept in TrainState.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import linen as nn
+from flax import struct
+
+from mmjax.data import InteractionDataset
+from mmjax.errors import ConfigError, check_fields
+from mmjax.graph import (content_augmented_graph, knn_cosine_edges, lightgcn_layers, propagate, propagation_graph,
+                         user_item_block, user_item_graph)
+from mmjax.models.base import Batch, GraphModel
+from mmjax.models.initializers import embedding_initializer
+from mmjax.models.inputs import item_knn_graph, modality_features, modality_weights, on_device, selected_modalities
+from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balance_divergence, normalised_entropy,
+                              role_templates, routing_gates)
+from mmjax.nn.linear import TorchLinear
+from mmjax.train.losses import batch_sum, bpr_loss, squared_norm_penalty
+from mmjax.train.schedule import EntropyTriggeredRouting
+
+VIEWS = ("both", "interaction", "content")
+VIEW_FUSIONS = ("scalar", "sum", "mean", "gate")
+EXPERT_KINDS = ("template", "vanilla")
+MOE_FUSIONS = ("router", "uniform", "concat_mlp", "none")
+SOURCE_NORMS = ("layernorm", "modalities", "none")
+MODALITY_INPUTS = ("projected", "purified")
+HISTORIES = ("normalised", "mean_loo")
+EXPERT_OUTPUTS = ("vector", "behaviour_gate")
+
+
+@struct.dataclass
+class Nodes:
+    """Per-node outputs over U + I nodes: fused behaviour vectors, the K sources (before LayerNorm), ego rows."""
+
+    behaviour: jax.Array  # [N, d]
+    sources: jax.Array  # [K, N, d]
+    ego: jax.Array  # [N, d]
+    user_degree: jax.Array  # [U] train interactions per user
+
+
+@struct.dataclass
+class Side:
+    """What scoring needs of a set of users or of items (rows aligned)."""
+
+    base: jax.Array  # [n, d] behaviour vectors (the residual dot-product term)
+    experts: jax.Array  # [E, n, d] expert outputs ([1, n, d] fused for concat_mlp)
+    router: RouterSide | None
+
+
+def leave_one_out(means: jax.Array, held_out: jax.Array, degree: jax.Array) -> jax.Array:
+    """Mean of a user's history without one of its items: (d·mean - x) / (d - 1); 0 for a one-item history.
+
+    means, held_out: [..., n, d]; degree: [n] history sizes.
+    """
+    d = degree[:, None]
+    return jnp.where(d > 1, (d * means - held_out) / jnp.maximum(d - 1, 1), 0.0)
+
+
+class MAGNET(nn.Module):
+    """Encoder, experts and router; methods are applied separately by the loss and by scoring."""
+
+    num_users: int
+    num_items: int
+    modalities: tuple[str, ...]
+    embed_dim: int = 64
+    n_layers: int = 2
+    n_mm_layers: int = 1
+    views: str = "both"
+    view_fusion: str = "scalar"
+    experts: str = "template"
+    moe_fusion: str = "router"
+    router_rank: int = 16
+    router_hidden: int = 16
+    expert_scale_init: float | None = 0.0
+    source_norm: str = "layernorm"
+    modality_input: str = "projected"
+    detach_ids: bool = False
+    history: str = "normalised"
+    expert_output: str = "vector"
+    source_scale_init: float = 1.0
+    embedding_init: str = "xavier_uniform"
+
+    @property
+    def num_sources(self) -> int:
+        return 1 + len(self.modalities)
+
+    @property
+    def num_experts(self) -> int:
+        return len(ROLES) * self.num_sources
+
+    def setup(self):
+        init = embedding_initializer(self.embedding_init)
+        d = self.embed_dim
+        self.user_embedding = self.param("user_embedding", init, (self.num_users, d), jnp.float32)
+        self.item_embedding = self.param("item_embedding", init, (self.num_items, d), jnp.float32)
+        if self.view_fusion == "scalar":
+            self.view_weight = self.param("view_weight", nn.initializers.zeros, ())
+        elif self.view_fusion == "gate":
+            self.view_gate = TorchLinear(d)
+        self.projections = [TorchLinear(d) for _ in self.modalities]
+        normed = {"layernorm": range(self.num_sources), "modalities": range(1, self.num_sources), "none": ()}
+        self.norms = {str(k): nn.LayerNorm(scale_init=nn.initializers.constant(self.source_scale_init))
+                      for k in normed[self.source_norm]}
+        templates = role_templates(self.num_sources) if self.experts == "template" else None
+        self.expert_mlps = GraphExperts(
+            templates=None if templates is None else tuple(map(tuple, templates.tolist())),
+            num_experts=self.num_experts)
+        if self.expert_scale_init is not None:
+            self.expert_scale = self.param("expert_scale", nn.initializers.constant(self.expert_scale_init), ())
+        if self.moe_fusion == "router":
+            self.router = PairRouter(self.num_experts, input_dim=d, rank=self.router_rank, hidden=self.router_hidden)
+        elif self.moe_fusion == "concat_mlp":
+            self.fuse_hidden = TorchLinear(d)
+            self.fuse_out = TorchLinear(d)
+
+    def fuse_views(self, interaction: jax.Array | None, content: jax.Array | None) -> jax.Array:
+        if interaction is None or content is None:
+            return interaction if content is None else content
+        if self.view_fusion == "scalar":
+            return interaction + nn.sigmoid(self.view_weight) * content
+        if self.view_fusion == "sum":
+            return interaction + content
+        if self.view_fusion == "mean":
+            return 0.5 * (interaction + content)
+        gate = nn.sigmoid(self.view_gate(jnp.concatenate([interaction, content], axis=-1)))
+        return interaction + gate * content
+
+    def encode(self, consts: dict[str, Any]) -> Nodes:
+        ego = jnp.concatenate([self.user_embedding, self.item_embedding], axis=0)
+        interaction = (lightgcn_layers(consts["adjacency"], ego, self.n_layers)
+                       if self.views in ("both", "interaction") else None)
+        content = (lightgcn_layers(consts["content_adjacency"], ego, self.n_layers)
+                   if self.views in ("both", "content") else None)
+        behaviour = self.fuse_views(interaction, content)
+        # With detach_ids the expert path reads the ID-derived vectors but trains only its own weights: the
+        # IDs learn from the behaviour term alone, so the experts cannot memorise through them.
+        ids = jax.lax.stop_gradient if self.detach_ids else (lambda x: x)
+        sources = [ids(behaviour)]
+        user_padding = jnp.zeros((self.num_users, self.embed_dim), jnp.float32)
+        for name, projection in zip(self.modalities, self.projections):
+            items = projection(consts["features"][name])
+            if self.modality_input == "purified":  # behaviour-guided: the item IDs gated by the content
+                items = ids(self.item_embedding) * nn.sigmoid(items)
+            for _ in range(self.n_mm_layers):
+                items = propagate(consts["item_graphs"][name], items)
+            users = propagate(consts["user_items"], jnp.concatenate([user_padding, items], axis=0))[:self.num_users]
+            sources.append(jnp.concatenate([users, items], axis=0))
+        return Nodes(behaviour=behaviour, sources=jnp.stack(sources, axis=0), ego=ego,
+                     user_degree=consts["user_degree"])
+
+    def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None) -> Side:
+        """The Side of node rows (item rows already offset by num_users).
+
+        held_out (item ids, one per user row): with history 'mean_loo', the users' modality sources leave
+        that item out of their history mean, as at test time, when the ranked item is never in it.
+        """
+        if self.moe_fusion == "none":  # no expert term: the dual-view graph alone
+            return Side(base=nodes.behaviour[rows], experts=jnp.zeros((1, rows.shape[0], 1)), router=None)
+        sources = nodes.sources[:, rows]
+        if held_out is not None and self.history == "mean_loo" and sources.shape[0] > 1:
+            loo = leave_one_out(sources[1:], nodes.sources[1:, held_out + self.num_users], nodes.user_degree[rows])
+            sources = jnp.concatenate([sources[:1], loo], axis=0)
+        sources = jnp.stack([self.norms[str(k)](s) if str(k) in self.norms else s for k, s in enumerate(sources)])
+        experts = self.expert_mlps(sources)
+        if self.expert_output == "behaviour_gate":  # each expert re-weights the behaviour vector's dimensions
+            experts = nodes.behaviour[rows][None] * nn.sigmoid(experts)
+        router = None
+        if self.moe_fusion == "concat_mlp":
+            stacked = jnp.transpose(experts, (1, 0, 2)).reshape(rows.shape[0], -1)
+            experts = self.fuse_out(nn.gelu(self.fuse_hidden(stacked)))[None]
+        elif self.moe_fusion == "router":
+            routed = sources[0]
+            router = self.router.user_side(routed) if users else self.router.item_side(routed)
+        return Side(base=nodes.behaviour[rows], experts=experts, router=router)
+
+    def route_pairs(self, user: RouterSide, item: RouterSide) -> jax.Array:
+        return self.router.pair_logits(user, item)
+
+    def route_block(self, user: RouterSide, item: RouterSide) -> jax.Array:
+        return self.router.block_logits(user, item)
+
+    def __call__(self, consts: dict[str, Any]) -> jax.Array:
+        """Touches every parameter (for init): scores of user 0 with item 0."""
+        nodes = self.encode(consts)
+        rows = jnp.zeros((1,), jnp.int32)
+        user, item = self.side(nodes, rows, True), self.side(nodes, rows + self.num_users, False)
+        out = jnp.sum(user.base * item.base) + jnp.sum(user.experts * item.experts)
+        if self.expert_scale_init is not None:
+            out = out * self.expert_scale
+        if user.router is not None:
+            out = out + jnp.sum(self.route_pairs(user.router, item.router))
+        return out
+
+
+def pair_gates(module: MAGNET, params, user: Side, item: Side, temperature: float, top_k: int,
+               sparse: bool | jax.Array, outer: bool) -> list[jax.Array] | None:
+    """Router gates, one array per expert: [n] for aligned pairs, [B, I] with outer (every user row with
+    every item row); None without a router (uniform weights or one fused expert vector)."""
+    if module.moe_fusion != "router":
+        return None
+    if outer:
+        logits = module.apply(params, user.router, item.router, method=MAGNET.route_block)
+    else:
+        pairs = module.apply(params, user.router, item.router, method=MAGNET.route_pairs)
+        logits = [pairs[:, e] for e in range(pairs.shape[-1])]
+    return routing_gates(logits, temperature, top_k, sparse)
+
+
+def combined_scores(user: Side, item: Side, gates: list[jax.Array] | None, base_term: bool, scale: jax.Array,
+                    outer: bool) -> jax.Array:
+    """ŷ = [<h_u, h_i>] + s Σ_e g_e <z^e_u, z^e_i> per pair (the experts' mean without gates): [n] or [B, I]."""
+    num_experts = user.experts.shape[0]
+    if outer:
+        base = user.base @ item.base.T
+        dots = [user.experts[e] @ item.experts[e].T for e in range(num_experts)]
+    else:
+        base = jnp.sum(user.base * item.base, axis=-1)
+        dots = [jnp.sum(user.experts[e] * item.experts[e], axis=-1) for e in range(num_experts)]
+    mixed = sum(dots) / num_experts if gates is None else sum(g * dot for g, dot in zip(gates, dots))
+    mixed = scale * mixed
+    return mixed + base if base_term else mixed
+
+
+def expert_scale(params, factor: float = 1.0) -> jax.Array:
+    """factor x the learned scale of the expert term (x 1 when the model has none)."""
+    return factor * params["params"].get("expert_scale", jnp.ones((), jnp.float32))
+
+
+@struct.dataclass
+class RoutingWeights:
+    """Regulariser weights: λ_bal KL(load || uniform) - (1 - ρ) λ_cov H̄ + ρ λ_spec H̄."""
+
+    balance: float
+    coverage: float
+    specialise: float
+
+
+def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batch, rng: jax.Array,
+                axis_name: str | None = None, schedule: dict[str, jax.Array] | None = None):
+    """BPR + λ_reg ½‖ego rows‖²/B + routing regulariser; parts include the routing entropy and balance."""
+    del rng
+    nodes = module.apply(params, consts, method=MAGNET.encode)
+    num_users = module.num_users
+    # The user's modality history leaves out the positive, for the positive and the negative alike.
+    users = module.apply(params, nodes, batch["users"], True, batch["positives"], method=MAGNET.side)
+    positives = module.apply(params, nodes, batch["positives"] + num_users, False, method=MAGNET.side)
+    negatives = module.apply(params, nodes, batch["negatives"] + num_users, False, method=MAGNET.side)
+    rho = jnp.zeros((), jnp.float32) if schedule is None else schedule["rho"]
+    sparse = rho >= 1.0
+    gates = [pair_gates(module, params, users, items, cfg["temperature"], cfg["top_k"], sparse, outer=False)
+             for items in (positives, negatives)]
+    scale = expert_scale(params, cfg["dot_scale"])
+    positive, negative = (combined_scores(users, items, g, cfg["base_term"], scale, outer=False)
+                          for items, g in zip((positives, negatives), gates))
+    weights = batch["weights"]
+    ranking = bpr_loss(positive, negative, weights, axis_name)
+    reg = squared_norm_penalty(tuple(nodes.ego[rows] for rows in (
+        batch["users"], batch["positives"] + num_users, batch["negatives"] + num_users)), weights, axis_name)
+    total = ranking + cfg["reg_weight"] * reg
+    parts = {"bpr": ranking, "reg": reg}
+    if gates[0] is not None:
+        pairs = 2.0 * jnp.maximum(batch_sum(weights, axis_name), 1.0)
+        stacked = [jnp.stack(g, axis=-1) for g in gates]  # [n, E] per side
+        entropy = sum(batch_sum(weights * normalised_entropy(g), axis_name) for g in stacked) / pairs
+        load = sum(batch_sum(weights[:, None] * g, axis_name, axis=0) for g in stacked) / pairs
+        balance = balance_divergence(load)
+        lam: RoutingWeights = cfg["routing"]
+        route = lam.balance * balance - (1.0 - rho) * lam.coverage * entropy + rho * lam.specialise * entropy
+        total = total + route
+        parts.update(route=route, entropy=entropy, balance=balance, max_load=jnp.max(load))
+    return total, parts
+
+
+def check_config(cfg: ml_collections.ConfigDict) -> None:
+    """One-line ConfigError for the first out-of-range MAGNET field."""
+    checks = [
+        ("n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
+        ("n_mm_layers", cfg.n_mm_layers, cfg.n_mm_layers >= 0, ">= 0"),
+        ("views", cfg.views, cfg.views in VIEWS, f"one of {VIEWS}"),
+        ("view_fusion", cfg.view_fusion, cfg.view_fusion in VIEW_FUSIONS, f"one of {VIEW_FUSIONS}"),
+        ("experts", cfg.experts, cfg.experts in EXPERT_KINDS, f"one of {EXPERT_KINDS}"),
+        ("moe_fusion", cfg.moe_fusion, cfg.moe_fusion in MOE_FUSIONS, f"one of {MOE_FUSIONS}"),
+        ("source_norm", cfg.source_norm, cfg.source_norm in SOURCE_NORMS, f"one of {SOURCE_NORMS}"),
+        ("modality_input", cfg.modality_input, cfg.modality_input in MODALITY_INPUTS, f"one of {MODALITY_INPUTS}"),
+        ("expert_output", cfg.expert_output, cfg.expert_output in EXPERT_OUTPUTS, f"one of {EXPERT_OUTPUTS}"),
+        ("history", cfg.history, cfg.history in HISTORIES, f"one of {HISTORIES}"),
+        ("router_rank", cfg.router_rank, cfg.router_rank >= 1, ">= 1"),
+        ("router_hidden", cfg.router_hidden, cfg.router_hidden >= 1, ">= 1"),
+        ("router_temperature", cfg.router_temperature, cfg.router_temperature > 0, "> 0"),
+        ("top_k", cfg.top_k, cfg.top_k >= 1, ">= 1"),
+        ("content_edge_weight", cfg.content_edge_weight, cfg.content_edge_weight >= 0, ">= 0"),
+        ("content_img_weight", cfg.content_img_weight, 0.0 <= cfg.content_img_weight <= 1.0, "in [0, 1]"),
+        ("lambda_bal", cfg.lambda_bal, cfg.lambda_bal >= 0, ">= 0"),
+        ("lambda_cov", cfg.lambda_cov, cfg.lambda_cov >= 0, ">= 0"),
+        ("lambda_spec", cfg.lambda_spec, cfg.lambda_spec >= 0, ">= 0"),
+    ]
+    check_fields(checks, 'model.')
+
+
+def user_history_graph(bipartite, dataset: InteractionDataset, history: str):
+    """Item -> user edges lifting item vectors to users: R̂ = D_u^-1/2 R D_i^-1/2 ('normalised', the spec's
+    history-induced cues) or the plain mean of the user's train items ('mean_loo', which a training pair
+    can leave its own item out of exactly)."""
+    block = user_item_block(bipartite, dataset.num_users)
+    if history == "normalised":
+        return block
+    degree = np.bincount(dataset.train[:, 0], minlength=dataset.num_users).astype(np.float64)
+    receivers = np.asarray(block.receivers)
+    return block._replace(edges=(1.0 / np.maximum(degree[receivers], 1.0)).astype(np.float32))
+
+
+def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: int,
+                  image_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item-item edges of view C: every modality's kNN (cosine-valued) edges, weighted as S_c mixes them."""
+    parts = []
+    for name, weight in modality_weights(modalities, image_weight).items():
+        receivers, senders, cosines = knn_cosine_edges(dataset.features[name], k)
+        parts.append((receivers, senders, weight * np.maximum(cosines, 0.0)))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
+def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+    """MAGNET over the train graph, its content-augmented twin and each modality's kNN item graph."""
+    check_config(cfg)
+    if cfg.knn_k < 1:
+        raise ConfigError(f"model.knn_k: expected >= 1, got {cfg.knn_k}")
+    modalities = selected_modalities(cfg, dataset)
+    bipartite = user_item_graph(dataset.train, dataset.num_users, dataset.num_items)
+    features = modality_features(dataset, modalities, cfg.feature_norm)
+    consts = {
+        "adjacency": on_device(propagation_graph(bipartite, cfg.propagation)),
+        "user_items": on_device(propagation_graph(user_history_graph(bipartite, dataset, cfg.history),
+                                                  cfg.propagation)),
+        "user_degree": jnp.asarray(np.bincount(dataset.train[:, 0], minlength=dataset.num_users), jnp.float32),
+        "item_graphs": {name: item_knn_graph(cfg, dataset, {name: 1.0}) for name in modalities},
+        "features": features,
+    }
+    if cfg.views in ("both", "content"):
+        edges = content_edges(dataset, modalities, int(cfg.knn_k), float(cfg.content_img_weight))
+        consts["content_adjacency"] = on_device(propagation_graph(content_augmented_graph(
+            dataset.train, dataset.num_users, dataset.num_items, edges, float(cfg.content_edge_weight)),
+            cfg.propagation))
+    module = MAGNET(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
+                    embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
+                    view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
+                    router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
+                    expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
+                    source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
+                    detach_ids=bool(cfg.detach_ids), history=cfg.history,
+                    expert_output=cfg.expert_output, embedding_init=cfg.init)
+    loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
+                "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
+                "dot_scale": float(cfg.expert_dot_scale),
+                "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
+                                          specialise=float(cfg.lambda_spec))}
+    schedule = None
+    if cfg.moe_fusion == "router":
+        schedule = EntropyTriggeredRouting(**cfg.schedule.to_dict()).as_epoch_schedule()
+
+    def loss(params, consts, batch, rng, axis_name=None, schedule=None):
+        return magnet_loss(module, loss_cfg, params, consts, batch, rng, axis_name, schedule)
+
+    def score_state(params, consts, schedule=None):
+        nodes = module.apply(params, consts, method=MAGNET.encode)
+        users = module.apply(params, nodes, jnp.arange(dataset.num_users), True, method=MAGNET.side)
+        items = module.apply(params, nodes, jnp.arange(dataset.num_items) + dataset.num_users, False,
+                             method=MAGNET.side)
+        sparse = jnp.zeros((), bool) if schedule is None else schedule["rho"] >= 1.0
+        return {"params": params, "users": users, "items": items, "sparse": sparse}
+
+    def block_scores(state, user: Side, sparse: bool) -> jax.Array:
+        gates = pair_gates(module, state["params"], user, state["items"], loss_cfg["temperature"],
+                           loss_cfg["top_k"], sparse, outer=True)
+        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], expert_scale(state["params"], loss_cfg["dot_scale"]),
+                               outer=True)
+
+    def score_fn(state, users):
+        user = jax.tree_util.tree_map(lambda x: x[users] if x.ndim == 2 else x[:, users], state["users"])
+        # One routing mode per pass: the branch not taken costs nothing.
+        return jax.lax.cond(state["sparse"], lambda u: block_scores(state, u, True),
+                            lambda u: block_scores(state, u, False), user)
+
+    def route(params, consts, schedule, users, items):
+        nodes = module.apply(params, consts, method=MAGNET.encode)
+        user = module.apply(params, nodes, users, True, method=MAGNET.side)
+        item = module.apply(params, nodes, items + dataset.num_users, False, method=MAGNET.side)
+        sparse = jnp.zeros((), bool) if schedule is None else schedule["rho"] >= 1.0
+        return jnp.stack(pair_gates(module, params, user, item, loss_cfg["temperature"], loss_cfg["top_k"],
+                                    sparse, outer=False), axis=-1)
+
+    sources = ("behaviour",) + modalities
+    labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
+                   ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
+    return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
+                      score_fn=score_fn, schedule=schedule, route=route if cfg.moe_fusion == "router" else None,
+                      expert_labels=labels if cfg.experts == "template" else
+                      tuple(f"expert {e}" for e in range(module.num_experts)))

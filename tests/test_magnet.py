@@ -1,0 +1,264 @@
+"""MAGNET: templates, gates, the routing schedule, exact full ranking, graphs, resume in both stages, flags."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmjax.config_files import load_config_file
+from mmjax.data import make_synthetic
+from mmjax.errors import ConfigError
+from mmjax.graph import content_augmented_graph, dense_adjacency, user_item_graph
+from mmjax.models import build_model
+from mmjax.report import report
+from mmjax.nn.experts import balance_divergence, normalised_entropy, role_templates, routing_gates
+from mmjax.train.schedule import EntropyTriggeredRouting
+from mmjax.train.train import train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def magnet_config(users=120, items=80, **model):
+    config = load_config_file(os.path.join(ROOT, "configs", "magnet.py"))
+    config.data.synthetic.num_users = users
+    config.data.synthetic.num_items = items
+    config.train.batch_size = 256
+    config.train.num_epochs = 6
+    config.model.knn_k = 5
+    config.model.update(model)
+    return config
+
+
+def dataset(**kwargs):
+    return make_synthetic(num_users=120, num_items=80, seed=5, **kwargs)
+
+
+def test_role_templates_mix_sources_by_role():
+    templates = role_templates(3)
+    assert templates.shape == (9, 3)
+    np.testing.assert_allclose(templates.sum(axis=1), 1.0)
+    np.testing.assert_allclose(templates[1], [0, 1, 0])  # dominant, anchor 1
+    np.testing.assert_allclose(templates[3 + 1], [0.25, 0.5, 0.25])  # balanced
+    np.testing.assert_allclose(templates[6 + 1], [0.5, 0, 0.5])  # complementary: only the others
+    four = role_templates(4)
+    np.testing.assert_allclose(four[4 + 0], [0.5, 1 / 6, 1 / 6, 1 / 6])
+    np.testing.assert_allclose(role_templates(2)[5], [1.0, 0.0])  # complementary of source 1 with K = 2
+    with pytest.raises(ConfigError, match="sources"):
+        role_templates(1)
+
+
+def test_sparse_gates_keep_the_top_k_renormalised():
+    logits = jnp.asarray([[3.0, 1.0, 2.0, -1.0, 0.0]])
+    experts = [logits[:, e] for e in range(5)]
+    dense = np.stack(routing_gates(experts, 1.0, 2, jnp.asarray(False)), axis=-1)
+    np.testing.assert_allclose(dense, jax.nn.softmax(logits), rtol=1e-6)
+    sparse = np.stack(routing_gates(experts, 1.0, 2, jnp.asarray(True)), axis=-1)[0]
+    expected = np.exp([3.0, 2.0]) / np.exp([3.0, 2.0]).sum()
+    np.testing.assert_allclose(sparse[[0, 2]], expected, rtol=1e-6)
+    assert np.all(sparse[[1, 3, 4]] == 0)
+    tied = np.stack(routing_gates([jnp.ones(1)] * 4, 1.0, 2, True), axis=-1)[0]
+    np.testing.assert_allclose(tied, [0.5, 0.5, 0, 0])  # exactly k kept; ties go to the lower index
+    assert float(normalised_entropy(jnp.full((9,), 1 / 9))) == pytest.approx(1.0, abs=1e-6)
+    assert float(normalised_entropy(jnp.eye(9)[0])) == pytest.approx(0.0, abs=1e-7)
+    assert float(balance_divergence(jnp.full((9,), 1 / 9))) == pytest.approx(0.0, abs=1e-6)
+    assert float(balance_divergence(jnp.eye(9)[0])) == pytest.approx(np.log(9), rel=1e-6)
+
+
+def run_schedule(schedule: EntropyTriggeredRouting, entropies):
+    state, history = schedule.init(), []
+    for value in entropies:
+        history.append((float(state["rho"]), int(state["trigger_epoch"])))
+        state = schedule.update(state, {"entropy": jnp.asarray(value)})
+    return state, history
+
+
+def test_entropy_trigger_fires_on_a_high_flat_ema_then_ramps():
+    schedule = EntropyTriggeredRouting(min_entropy=0.8, tolerance=0.01, window=3, ramp_epochs=4,
+                                       max_trigger_epoch=50)
+    state, history = run_schedule(schedule, [0.9] * 10)
+    # EMA flat from epoch 1 on: stable counts 1, 2, 3 after epochs 1, 2, 3 -> fires at the end of epoch 3.
+    assert int(state["trigger_epoch"]) == 3
+    assert [rho for rho, _ in history] == [0, 0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1]
+    assert schedule.holds_early_stop({"trigger_epoch": -1}) and not schedule.holds_early_stop({"trigger_epoch": 3})
+    # Low entropy never fires before the cap; a moving EMA resets the stable count.
+    low, _ = run_schedule(schedule, [0.5] * 10)
+    assert int(low["trigger_epoch"]) == -1
+    moving, _ = run_schedule(schedule, [0.9, 0.5, 0.99, 0.3, 0.99, 0.3])
+    assert int(moving["trigger_epoch"]) == -1 and int(moving["stable_epochs"]) == 0
+
+
+def test_schedule_modes():
+    capped, _ = run_schedule(EntropyTriggeredRouting(max_trigger_epoch=4, ramp_epochs=2), [0.1] * 6)
+    assert int(capped["trigger_epoch"]) == 3 and float(capped["rho"]) == 1.0
+    fixed, _ = run_schedule(EntropyTriggeredRouting(mode="fixed", max_trigger_epoch=4, window=1), [0.99] * 3)
+    assert int(fixed["trigger_epoch"]) == -1  # the entropy test plays no part
+    coverage, _ = run_schedule(EntropyTriggeredRouting(mode="coverage", max_trigger_epoch=2), [0.99] * 6)
+    assert int(coverage["trigger_epoch"]) == -1 and float(coverage["rho"]) == 0.0
+    specialise = EntropyTriggeredRouting(mode="specialise")
+    _, history = run_schedule(specialise, [0.5] * 3)
+    assert [rho for rho, _ in history] == [1.0, 1.0, 1.0]
+    assert not specialise.holds_early_stop(specialise.as_epoch_schedule().to_host(specialise.init()))
+    with pytest.raises(ConfigError, match="model.schedule.mode"):
+        EntropyTriggeredRouting(mode="sometimes")
+
+
+def test_content_view_adds_symmetric_item_edges():
+    pairs = np.array([[0, 0], [0, 1], [1, 1], [2, 2]])
+    edges = (np.array([0, 0, 1, 2]), np.array([0, 2, 2, 1]), np.array([1.0, 0.6, 0.4, 0.4]))
+    dense = dense_adjacency(content_augmented_graph(pairs, 3, 3, edges, item_weight=2.0))
+    raw = dense_adjacency(user_item_graph(pairs, 3, 3)) != 0
+    expected = raw.astype(float)
+    items = np.zeros((3, 3))
+    items[0, 2], items[1, 2] = 0.6, 0.4  # self-loop (0, 0) dropped
+    items[2, 1] += 0.4
+    sym = (items + items.T) / 2 * 2.0
+    expected[3:, 3:] = sym
+    degree = expected.sum(axis=1)
+    np.testing.assert_allclose(dense, expected / np.sqrt(np.outer(degree, degree)), atol=1e-6)
+    np.testing.assert_allclose(dense, dense.T, atol=1e-7)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("moe_fusion, expert_output", [("router", "vector"), ("uniform", "vector"),
+                                                       ("concat_mlp", "vector"), ("router", "behaviour_gate")])
+def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output):
+    """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
+    data = dataset()
+    config = magnet_config(moe_fusion=moe_fusion, expert_output=expert_output,
+                           expert_scale_init=1.0)  # 0 would hide the expert term
+    model = build_model(config.model, data)
+    params = model.init(jax.random.PRNGKey(0))
+    schedule = None if model.schedule is None else dict(model.schedule.init(), rho=jnp.asarray(float(sparse)))
+    state = model.scoring_state(params, model.consts, schedule)
+    users = jnp.asarray([0, 5, 17, 119])
+    full = np.asarray(model.score_fn(state, users))
+    assert full.shape == (4, data.num_items)
+
+    from mmjax.models import magnet
+    module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
+                           n_layers=2, moe_fusion=moe_fusion, router_rank=16, router_hidden=16,
+                           expert_scale_init=1.0, expert_output=expert_output)
+    nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
+    pair_users = jnp.repeat(users, data.num_items)
+    pair_items = jnp.tile(jnp.arange(data.num_items), len(users))
+    user = module.apply(params, nodes, pair_users, True, method=magnet.MAGNET.side)
+    item = module.apply(params, nodes, pair_items + data.num_users, False, method=magnet.MAGNET.side)
+    gates = magnet.pair_gates(module, params, user, item, 1.0, 3, jnp.asarray(sparse), outer=False)
+    pairwise = np.asarray(magnet.combined_scores(user, item, gates, True, magnet.expert_scale(params),
+                                                 outer=False)).reshape(full.shape)
+    np.testing.assert_allclose(full, pairwise, rtol=2e-4, atol=2e-5)
+    if moe_fusion == "router":
+        kept = (np.stack(gates, axis=-1) > 0).sum(axis=-1)
+        assert np.all(kept == 3) if sparse else np.all(kept == 9)
+
+
+@pytest.mark.parametrize("modalities", [{"image": (16, 0.5)}, {"image": (16, 0.5), "text": (8, 1.0),
+                                                                 "audio": (12, 1.0)}])
+def test_any_number_of_modalities_gives_three_experts_per_source(modalities):
+    data = dataset(modalities=modalities)
+    model = build_model(magnet_config().model, data)
+    params = model.init(jax.random.PRNGKey(0))
+    experts = params["params"]["expert_mlps"]["hidden_kernel"]
+    assert experts.shape[0] == 3 * (1 + len(modalities))
+    loss, parts = model.loss(params, model.consts, {k: v[0] for k, v in _batches(data).items()},
+                             jax.random.PRNGKey(1), schedule=model.schedule.init())
+    assert np.isfinite(float(loss)) and 0 < float(parts["entropy"]) <= 1
+
+
+def _batches(data):
+    from mmjax.data.sampling import bpr_epoch_batches
+    return bpr_epoch_batches(data.train, data.num_items, np.arange(data.num_items, dtype=np.int32), 64,
+                             np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"views": "three"}, "model.views"), ({"moe_fusion": "max"}, "model.moe_fusion"),
+    ({"top_k": 0}, "model.top_k"), ({"experts": "random"}, "model.experts"),
+    ({"router_temperature": 0.0}, "model.router_temperature"), ({"lambda_cov": -1.0}, "model.lambda_cov"),
+    ({"modalities": ("smell",)}, "model.modalities"),
+])
+def test_bad_config_values_are_one_line_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(magnet_config(**override).model, dataset())
+
+
+def read_records(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_training_logs_routing_and_resumes_in_either_stage(tmp_path):
+    """The schedule is in the checkpointed state: stopping in stage 1 or in stage 2 and resuming ends
+    exactly where an uninterrupted run does, trigger epoch included."""
+    def config(epochs):
+        c = magnet_config(users=150, items=90)
+        c.train.num_epochs = epochs
+        c.model.schedule.update(dict(max_trigger_epoch=2, ramp_epochs=2))
+        return c
+
+    full = train_and_evaluate(config(6), str(tmp_path / "full"))
+    records = read_records(tmp_path / "full")
+    stages = [r["schedule"]["trained_with"]["trigger_epoch"] >= 0 for r in records]
+    assert stages == [False, False, True, True, True, True]  # fired at the end of epoch 1 (the cap)
+    assert [r["schedule"]["trained_with"]["rho"] for r in records] == [0, 0, 0.5, 1, 1, 1]
+    assert {"entropy", "balance", "route", "bpr"} <= set(records[0]["parts"])
+    for stop in (1, 3):  # in stage 1, and in stage 2 mid-ramp
+        workdir = str(tmp_path / f"stop{stop}")
+        train_and_evaluate(config(stop), workdir)
+        resumed = train_and_evaluate(config(6), workdir)
+        assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+        again = read_records(workdir)
+        assert [r["loss"] for r in again] == [r["loss"] for r in records]
+        assert [r["schedule"] for r in again] == [r["schedule"] for r in records]
+
+    # The report of the run: routing curve with the trigger, role x source gate heatmap, long-tail buckets.
+    summary = report(str(tmp_path / "full"), compare=[str(tmp_path / "stop1")])
+    assert summary["routing"]["trigger_epoch"] == 1
+    assert summary["routing"]["entropy"] == [r["parts"]["entropy"] for r in records]
+    gates = summary["mean_gate"]
+    assert len(gates) == 9 and "complementary/behaviour" in gates
+    assert sum(gates.values()) == pytest.approx(1.0, abs=1e-5)
+    run, other = summary["longtail"]
+    test_pairs = len(make_synthetic(**config(6).data.synthetic.to_dict()).eval_pairs("test"))
+    assert sum(run["pairs"]) == test_pairs and len(run["recall"]) == 5
+    assert run["recall"] == other["recall"]  # the compared run resumed to the same model
+    for plot in ("routing.png", "gate_heatmap.png", "longtail.png", "curves.png"):
+        assert os.path.getsize(tmp_path / "full" / plot) > 5000
+
+
+def test_early_stopping_waits_for_the_trigger(tmp_path):
+    config = magnet_config(users=150, items=90)
+    config.train.num_epochs = 7
+    config.train.patience = 0
+    config.train.learning_rate = 1e-6  # hardly learns: most epochs fail to improve
+    config.model.schedule.update(dict(max_trigger_epoch=4, ramp_epochs=1))
+    results = train_and_evaluate(config, str(tmp_path))
+    # Stage 1 (epochs 0-3) cannot stop the run; from the trigger on, one bad epoch (patience 0) can.
+    assert results["epochs_run"] >= 4
+
+
+def test_mean_history_and_its_leave_one_out():
+    from mmjax.models import magnet
+    data = dataset()
+    config = magnet_config(history="mean_loo")
+    model = build_model(config.model, data)
+    params = model.init(jax.random.PRNGKey(0))
+    module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
+                           n_layers=2, history="mean_loo")
+    nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
+    sources = np.asarray(nodes.sources)
+    indptr, indices = data.train_csr()
+    user = int(np.argmax(np.diff(indptr)))  # a user with several train items
+    items = indices[indptr[user]:indptr[user + 1]]
+    np.testing.assert_allclose(sources[1:, user], sources[1:, data.num_users + items].mean(axis=1), rtol=1e-5,
+                               atol=1e-6)
+    held = items[0]
+    loo = magnet.leave_one_out(jnp.asarray(sources[1:, [user]]), jnp.asarray(sources[1:, [data.num_users + held]]),
+                               jnp.asarray([float(len(items))]))
+    np.testing.assert_allclose(np.asarray(loo)[:, 0], sources[1:, data.num_users + items[1:]].mean(axis=1),
+                               rtol=1e-4, atol=1e-5)
+    single = magnet.leave_one_out(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), jnp.asarray([1.0]))
+    assert np.all(np.asarray(single) == 0)
