@@ -109,12 +109,13 @@ def reported_for(dataset: str) -> list[dict]:
 def markdown_table(name: str, dataset: str, rows: list[dict], reported: list[dict]) -> str:
     """The ablation table: ours (mean ± std over seeds) then the reported figures on the same data."""
     lines = [f"# {name}", "", f"Test metrics at the best-valid epoch on `{dataset}`, mean ± standard deviation "
-             f"over seeds {rows[0]['seeds']}.", "",
-             "| variant | " + " | ".join(COLUMNS) + " | valid R@20 | best epoch | s/epoch |",
-             "|---" * (len(COLUMNS) + 4) + "|"]
+             "over the seeds listed per row.", "",
+             "| variant | seeds | " + " | ".join(COLUMNS) + " | valid R@20 | best epoch | s/epoch |",
+             "|---" * (len(COLUMNS) + 5) + "|"]
     for row in rows:
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in COLUMNS]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) +
+        seeds = ",".join(str(s) for s in row["seeds"])
+        lines.append(f"| {row['variant']} | {seeds} | " + " | ".join(cells) +
                      f" | {row['valid_recall@20']:.4f} | {row['best_epoch']:.0f} | {row['seconds_per_epoch']:.2f} |")
     if reported:
         lines += ["", f"Reported on `{dataset}` (third_party/reported_results):", "",
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override applied to every variant, e.g. --set train.num_epochs=200")
     parser.add_argument("--rerun", action="store_true", help="train again even where a result JSON exists")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: tabulate the (variant, seed) runs whose JSON exists")
     parser.add_argument("--results-root", default=os.path.join(ROOT, "experiments", "results"))
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "ablate"))
     args = parser.parse_args(argv)
@@ -171,12 +174,24 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
         for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
             for label, overrides in variants:
+                if args.finished_only:
+                    path = os.path.join(folder, f"{slug(label)}_seed{seed}.json")
+                    if os.path.exists(path):
+                        with open(path) as f:
+                            runs[label].append(json.load(f))
+                    continue
                 runs[label].append(run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun))
     except MmjaxError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = summarise(variants, runs)
+    missing = [label for label, _ in variants if not runs[label]]
+    if len(missing) == len(variants):
+        print(f"error: no finished runs under {folder}", file=sys.stderr)
+        return 2
+    rows = summarise([v for v in variants if runs[v[0]]], runs)
     table = markdown_table(name, dataset, rows, reported_for(dataset))
+    if missing:
+        table += "\nNot run yet: " + "; ".join(missing) + ".\n"
     with open(os.path.join(folder, "table.md"), "w") as f:
         f.write(table)
     with open(os.path.join(folder, "summary.json"), "w") as f:

@@ -37,6 +37,22 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
     stamp = (folder / "n_layers=1_seed1.json").stat().st_mtime
     assert ablate.main(args) == 0  # finished runs are read back, not trained again
     assert (folder / "n_layers=1_seed1.json").stat().st_mtime == stamp
+    # --finished-only tabulates what exists (per-row seeds) and trains nothing
+    (folder / "n_layers=2_seed2.json").unlink()
+    partial = [a.replace("model.n_layers=1,2", "model.n_layers=1,2,3") for a in args] + ["--finished-only"]
+    assert ablate.main(partial) == 0
+    table = (folder / "table.md").read_text()
+    assert "| n_layers=1 | 1,2 |" in table and "| n_layers=2 | 1 |" in table
+    assert "Not run yet: n_layers=3." in table
+    assert not (folder / "n_layers=2_seed2.json").exists() and not (folder / "n_layers=3_seed1.json").exists()
+
+
+def test_magnet_grid_variants_all_apply():
+    base = load_config_file(os.path.join(ROOT, "configs", "magnet.py"))
+    variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", "magnet.py"))
+    assert len(variants) == 12
+    for _, overrides in variants:
+        with_overrides(base, overrides)  # every field exists
 
 
 def test_ablation_grid_file_variants_all_apply():
