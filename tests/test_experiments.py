@@ -47,18 +47,11 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
     assert not (folder / "n_layers=2_seed2.json").exists() and not (folder / "n_layers=3_seed1.json").exists()
 
 
-def test_magnet_grid_variants_all_apply():
-    base = load_config_file(os.path.join(ROOT, "configs", "magnet.py"))
-    variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", "magnet.py"))
-    assert len(variants) == 12
-    for _, overrides in variants:
-        with_overrides(base, overrides)  # every field exists
-
-
-def test_ablation_grid_file_variants_all_apply():
-    base = load_config_file(os.path.join(ROOT, "configs", "rlmultimodalrec.py"))
-    variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", "rlmultimodalrec.py"))
-    assert len(variants) == 13
+@pytest.mark.parametrize("model, count", [("rlmultimodalrec", 13), ("magnet", 12)])
+def test_ablation_grid_file_variants_all_apply(model, count):
+    base = load_config_file(os.path.join(ROOT, "configs", f"{model}.py"))
+    variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", f"{model}.py"))
+    assert len(variants) == count
     for _, overrides in variants:
         with_overrides(base, overrides)  # every field exists
 
