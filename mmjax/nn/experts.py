@@ -121,9 +121,6 @@ class PairRouter(nn.Module):
         return [sum(self.out_kernel[j, e] * unit for j, unit in enumerate(hidden)) + self.out_bias[e]
                 for e in range(self.num_experts)]
 
-    def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
-        return self.pair_logits(self.user_side(users), self.item_side(items))
-
 
 def softmax_experts(logits: Sequence[jax.Array]) -> list[jax.Array]:
     """Softmax across a list of per-expert arrays (elementwise)."""
