@@ -8,6 +8,8 @@ checkpoint and draws, in <workdir>:
 - gate_heatmap.png: for mixture-of-experts models (GraphModel.route), the mean gate weight of each
   expert (role x source) over the test pairs;
 - longtail.png: test Recall@20 per item train-degree quintile, beside that of every --compare run.
+For models that can switch their expert term off (GraphModel.without_experts), report.json also holds
+expert_effect: how much of each test user's top 20 the experts change (0 means they only rescale).
 Summary statistics, learned scalars and the plotted numbers go to <workdir>/report.json.
 """
 
@@ -145,6 +147,24 @@ def longtail_recall(workdir: str, k: int = 20) -> dict[str, Any]:
     return result
 
 
+def expert_effect(task, without_experts, params, info: dict[str, Any], dataset, block_size: int,
+                  k: int = 20) -> dict[str, Any]:
+    """Share of each test user's top-k that differs once the expert term is switched off (mean over users).
+
+    Near 0, the experts add nothing the behaviour term does not already rank the same way.
+    """
+    from mmjax.eval import recommend_top_k
+    from mmjax.train.train import best_score_state
+
+    users = np.unique(dataset.eval_pairs("test")[:, 0])
+    indptr, indices = dataset.train_csr()
+    tops = [recommend_top_k(task.score_fn, best_score_state(task, p, info), users, indptr, indices,
+                            dataset.num_items, k, block_size=block_size)[0]
+            for p in (params, without_experts(params))]
+    changed = 1.0 - np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(*tops)])
+    return {f"top{k}_changed_by_experts": float(changed), "users": int(len(users))}
+
+
 def plot_longtail(results: list[dict[str, Any]], k: int, title: str, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -175,7 +195,7 @@ def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
     from mmjax.train.train import load_best
 
     config = load_run_config(workdir)
-    dataset, _, params, info = load_best(config, workdir)
+    dataset, task, params, info = load_best(config, workdir)
     model = build_model(config.model, dataset)
     summary: dict[str, Any] = {"model": config.model.name, "dataset": dataset.name, "best_epoch": info["epoch"]}
     name = f"{config.model.name} on {dataset.name}"
@@ -210,6 +230,9 @@ def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
                      path)
         summary["mean_gate"] = {label: float(value) for label, value in zip(model.expert_labels, mean)}
         summary["gate_heatmap"] = path
+    if model.without_experts is not None:
+        summary["expert_effect"] = expert_effect(task, model.without_experts, params, info, dataset,
+                                                 int(config.eval.batch_size))
     if compare:
         results = [longtail_recall(run) for run in (workdir, *compare)]
         path = os.path.join(workdir, "longtail.png")

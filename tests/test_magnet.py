@@ -122,13 +122,16 @@ def test_content_view_adds_symmetric_item_edges():
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("moe_fusion, expert_output", [("router", "vector"), ("uniform", "vector"),
-                                                       ("concat_mlp", "vector"), ("router", "behaviour_gate")])
-def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output):
+@pytest.mark.parametrize("moe_fusion, expert_output, experts", [
+    ("router", "vector", {}), ("uniform", "vector", {}), ("concat_mlp", "vector", {}),
+    ("router", "behaviour_gate", {}), ("router", "vector", {"expert_mlp": False, "expert_dim": 8}),
+    ("router", "vector", {"expert_dim": 8, "expert_shared_projection": True}),
+    ("router", "vector", {"experts": "vanilla", "expert_mlp": False})])
+def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output, experts):
     """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
     data = dataset()
     config = magnet_config(moe_fusion=moe_fusion, expert_output=expert_output,
-                           expert_scale_init=1.0)  # 0 would hide the expert term
+                           expert_scale_init=1.0, **experts)  # 0 would hide the expert term
     model = build_model(config.model, data)
     params = model.init(jax.random.PRNGKey(0))
     schedule = None if model.schedule is None else dict(model.schedule.init(), rho=jnp.asarray(float(sparse)))
@@ -138,9 +141,7 @@ def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output):
     assert full.shape == (4, data.num_items)
 
     from mmjax.models import magnet
-    module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
-                           n_layers=2, moe_fusion=moe_fusion, router_rank=16, router_hidden=16,
-                           expert_scale_init=1.0, expert_output=expert_output)
+    module = magnet.magnet_module(config.model, data, data.modalities)
     nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
     pair_users = jnp.repeat(users, data.num_items)
     pair_items = jnp.tile(jnp.arange(data.num_items), len(users))
@@ -161,11 +162,42 @@ def test_any_number_of_modalities_gives_three_experts_per_source(modalities):
     data = dataset(modalities=modalities)
     model = build_model(magnet_config().model, data)
     params = model.init(jax.random.PRNGKey(0))
-    experts = params["params"]["expert_mlps"]["hidden_kernel"]
-    assert experts.shape[0] == 3 * (1 + len(modalities))
+    assert model.route(params, model.consts, model.schedule.init(), jnp.arange(3),
+                       jnp.arange(3)).shape == (3, 3 * (1 + len(modalities)))
+    assert len(model.expert_labels) == 3 * (1 + len(modalities))
     loss, parts = model.loss(params, model.consts, {k: v[0] for k, v in _batches(data).items()},
                              jax.random.PRNGKey(1), schedule=model.schedule.init())
     assert np.isfinite(float(loss)) and 0 < float(parts["entropy"]) <= 1
+
+
+@pytest.mark.parametrize("experts", [{"expert_output": "vector", "expert_mlp": True},
+                                     {"expert_output": "vector", "expert_mlp": False},
+                                     {"expert_output": "behaviour_gate", "expert_mlp": True}])
+def test_expert_term_reaches_the_loss_and_the_ranking(experts):
+    """The expert term changes the full-ranking scores (what the report's expert_effect measures), and
+    the weights only it reads (expert MLPs, router) change the training loss and the scores."""
+    data = dataset()
+    model = build_model(magnet_config(expert_scale_init=1.0, **experts).model, data)
+    params = model.init(jax.random.PRNGKey(0))
+    schedule = model.schedule.init()
+    batch = {k: v[0] for k, v in _batches(data).items()}
+    users = jnp.arange(20)
+
+    def loss_and_scores(p):
+        loss, _ = model.loss(p, model.consts, batch, jax.random.PRNGKey(1), schedule=schedule)
+        return float(loss), np.asarray(model.score_fn(model.scoring_state(p, model.consts, schedule), users))
+
+    loss, scores = loss_and_scores(params)
+    _, base_scores = loss_and_scores(model.without_experts(params))
+    expert_term = np.abs(scores - base_scores).max(axis=1)  # per user
+    assert np.all(expert_term > 1e-3 * np.abs(base_scores).max(axis=1))
+    noise = iter(jax.random.split(jax.random.PRNGKey(2), 64))
+    shifted = dict(params, params={name: jax.tree_util.tree_map(
+        lambda x: x + 0.3 * jax.random.normal(next(noise), x.shape), value)
+        if name in ("expert_mlps", "router") else value for name, value in params["params"].items()})
+    shifted_loss, shifted_scores = loss_and_scores(shifted)
+    assert np.abs(shifted_scores - scores).max() > 0.05 * expert_term.max()
+    assert abs(shifted_loss - loss) > 1e-6
 
 
 def _batches(data):
@@ -178,7 +210,8 @@ def _batches(data):
     ({"views": "three"}, "model.views"), ({"moe_fusion": "max"}, "model.moe_fusion"),
     ({"top_k": 0}, "model.top_k"), ({"experts": "random"}, "model.experts"),
     ({"router_temperature": 0.0}, "model.router_temperature"), ({"lambda_cov": -1.0}, "model.lambda_cov"),
-    ({"modalities": ("smell",)}, "model.modalities"),
+    ({"modalities": ("smell",)}, "model.modalities"), ({"expert_dim": 0}, "model.expert_dim"),
+    ({"expert_output": "behaviour_gate", "expert_dim": 16}, "model.expert_dim"),
 ])
 def test_bad_config_values_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -246,8 +279,7 @@ def test_mean_history_and_its_leave_one_out():
     config = magnet_config(history="mean_loo")
     model = build_model(config.model, data)
     params = model.init(jax.random.PRNGKey(0))
-    module = magnet.MAGNET(num_users=data.num_users, num_items=data.num_items, modalities=data.modalities,
-                           n_layers=2, history="mean_loo")
+    module = magnet.magnet_module(config.model, data, data.modalities)
     nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
     sources = np.asarray(nodes.sources)
     indptr, indices = data.train_csr()

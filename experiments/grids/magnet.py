@@ -1,9 +1,10 @@
 """MAGNET ablations (specs/magnet.md §6) on a two-modality dataset such as tiktok (image, audio).
 
 The base is configs/magnet.py. Each variant removes one piece: the routing regulariser, the routed
-mixture (uniform weights or concat + MLP), the role templates (vanilla MoE), the entropy-triggered
-schedule (coverage only, specialisation only, a fixed switch at epoch 50), one of the two graph views,
-or one modality (the templates are rebuilt for the sources left).
+mixture (uniform weights or concat + MLP), the role templates (vanilla MoE: with the default linear
+experts, each of the 9 experts a learned linear map of the concatenated sources instead of a fixed
+template mix), the entropy-triggered schedule (coverage only, specialisation only, a fixed switch at
+epoch 50), one of the two graph views, or one modality (the templates are rebuilt for the sources left).
 """
 
 

@@ -52,6 +52,8 @@ class GraphModel:
       training stage; then loss takes `schedule=` and score_state is (params, consts, schedule).
     route(params, consts, schedule, users, items) -> [n, E] gate weights of mixture-of-experts models
       for (user, item) pairs, named by expert_labels ('role/source'); None otherwise.
+    without_experts(params) -> the same params with the expert term switched off, so a report can
+      measure how much the experts change the ranking; None when the model cannot drop it.
     """
 
     init: Callable[[jax.Array], Params]
@@ -64,6 +66,7 @@ class GraphModel:
     schedule: EpochSchedule | None = None
     route: Callable[..., jax.Array] | None = None
     expert_labels: tuple[str, ...] = ()
+    without_experts: Callable[[Params], Params] | None = None
 
     def scoring_state(self, params: Params, consts: Consts, schedule: Any = None) -> Any:
         """score_state under the trainer's uniform (params, consts, schedule) signature."""

@@ -96,6 +96,9 @@ class MAGNET(nn.Module):
     detach_ids: bool = False
     history: str = "normalised"
     expert_output: str = "vector"
+    expert_dim: int | None = None
+    expert_mlp: bool = True
+    expert_shared_projection: bool = False
     source_scale_init: float = 1.0
     embedding_init: str = "xavier_uniform"
 
@@ -123,7 +126,8 @@ class MAGNET(nn.Module):
         templates = role_templates(self.num_sources) if self.experts == "template" else None
         self.expert_mlps = GraphExperts(
             templates=None if templates is None else tuple(map(tuple, templates.tolist())),
-            num_experts=self.num_experts)
+            num_experts=self.num_experts, out_dim=self.expert_dim, mlp=self.expert_mlp,
+            shared_projection=self.expert_shared_projection)
         if self.expert_scale_init is not None:
             self.expert_scale = self.param("expert_scale", nn.initializers.constant(self.expert_scale_init), ())
         if self.moe_fusion == "router":
@@ -292,6 +296,7 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
     """One-line ConfigError for the first out-of-range MAGNET field."""
+    expert_dim = cfg.get("expert_dim")  # runs saved before expert_dim/expert_mlp existed use the spec's
     checks = [
         ("n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
         ("n_mm_layers", cfg.n_mm_layers, cfg.n_mm_layers >= 0, ">= 0"),
@@ -303,6 +308,9 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("modality_input", cfg.modality_input, cfg.modality_input in MODALITY_INPUTS, f"one of {MODALITY_INPUTS}"),
         ("expert_output", cfg.expert_output, cfg.expert_output in EXPERT_OUTPUTS, f"one of {EXPERT_OUTPUTS}"),
         ("history", cfg.history, cfg.history in HISTORIES, f"one of {HISTORIES}"),
+        ("expert_dim", expert_dim, expert_dim is None or expert_dim >= 1, ">= 1 or None (= embed_dim)"),
+        ("expert_dim", expert_dim, cfg.expert_output != "behaviour_gate" or expert_dim in (None, cfg.embed_dim),
+         "None or embed_dim with expert_output=behaviour_gate (it gates the behaviour vector)"),
         ("router_rank", cfg.router_rank, cfg.router_rank >= 1, ">= 1"),
         ("router_hidden", cfg.router_hidden, cfg.router_hidden >= 1, ">= 1"),
         ("router_temperature", cfg.router_temperature, cfg.router_temperature > 0, "> 0"),
@@ -338,6 +346,21 @@ def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: i
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
+def magnet_module(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
+                  modalities: tuple[str, ...]) -> MAGNET:
+    """The MAGNET module a model config describes (fields added after a run was saved take the spec's)."""
+    return MAGNET(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
+                  embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
+                  view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
+                  router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
+                  expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
+                  source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
+                  detach_ids=bool(cfg.detach_ids), history=cfg.history, expert_output=cfg.expert_output,
+                  expert_dim=cfg.get("expert_dim"), expert_mlp=bool(cfg.get("expert_mlp", True)),
+                  expert_shared_projection=bool(cfg.get("expert_shared_projection", False)),
+                  embedding_init=cfg.init)
+
+
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
     """MAGNET over the train graph, its content-augmented twin and each modality's kNN item graph."""
     check_config(cfg)
@@ -359,14 +382,7 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         consts["content_adjacency"] = on_device(propagation_graph(content_augmented_graph(
             dataset.train, dataset.num_users, dataset.num_items, edges, float(cfg.content_edge_weight)),
             cfg.propagation))
-    module = MAGNET(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
-                    embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
-                    view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
-                    router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
-                    expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
-                    source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
-                    detach_ids=bool(cfg.detach_ids), history=cfg.history,
-                    expert_output=cfg.expert_output, embedding_init=cfg.init)
+    module = magnet_module(cfg, dataset, modalities)
     loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
                 "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
                 "dot_scale": float(cfg.expert_dot_scale),
@@ -407,10 +423,15 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return jnp.stack(pair_gates(module, params, user, item, loss_cfg["temperature"], loss_cfg["top_k"],
                                     sparse, outer=False), axis=-1)
 
+    def without_experts(params):
+        inner = dict(params["params"], expert_scale=jnp.zeros((), jnp.float32))
+        return dict(params, params=inner)
+
     sources = ("behaviour",) + modalities
     labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
                    ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
     return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
                       score_fn=score_fn, schedule=schedule, route=route if cfg.moe_fusion == "router" else None,
                       expert_labels=labels if cfg.experts == "template" else
-                      tuple(f"expert {e}" for e in range(module.num_experts)))
+                      tuple(f"expert {e}" for e in range(module.num_experts)),
+                      without_experts=without_experts if cfg.expert_scale_init is not None else None)

@@ -37,14 +37,22 @@ def role_templates(num_sources: int) -> np.ndarray:
 
 
 class GraphExperts(nn.Module):
-    """[K, n, d] source representations -> [E, n, d]: E residual two-layer GELU MLPs (d -> d -> d).
+    """[K, n, d] source representations -> [E, n, out]: E experts applied to every node row.
 
     `templates` [E, K] (as nested tuples) mixes the sources per expert; None = vanilla MoE with
-    `num_experts` experts reading the concatenated sources (residual: the sources' mean).
+    `num_experts` experts reading the concatenated sources. With `mlp` an expert is a residual two-layer
+    GELU MLP (in -> d -> out) over its input (residual: the input mix, or the sources' mean for vanilla
+    experts); without, a linear expert: the template's input mix itself, or for vanilla experts a learned
+    linear map of the concatenated sources. `out_dim` (None: d) below d makes each expert's dot product
+    cheaper in full ranking; the residual is then a learned d -> out projection, one per expert or one
+    shared by all (`shared_projection`).
     """
 
     templates: tuple[tuple[float, ...], ...] | None
     num_experts: int
+    out_dim: int | None = None
+    mlp: bool = True
+    shared_projection: bool = False
 
     @nn.compact
     def __call__(self, sources: jax.Array) -> jax.Array:
@@ -60,11 +68,21 @@ class GraphExperts(nn.Module):
             stacked = jnp.transpose(sources, (1, 0, 2)).reshape(rows, num_sources * dim)
             inputs = jnp.broadcast_to(stacked, (self.num_experts, rows, num_sources * dim))
             residual = jnp.broadcast_to(jnp.mean(sources, axis=0), (self.num_experts, rows, dim))
-        in_dim = inputs.shape[-1]
+        in_dim, out_dim = inputs.shape[-1], self.out_dim or dim
+        if not self.mlp and self.templates is None:
+            kernel = self.param("mix_kernel", torch_default_uniform(in_dim), (self.num_experts, in_dim, out_dim))
+            return jnp.einsum("eni,eif->enf", inputs, kernel)
+        if out_dim != dim:
+            experts = 1 if self.shared_projection else self.num_experts
+            projection = self.param("residual_kernel", torch_default_uniform(dim), (experts, dim, out_dim))
+            residual = jnp.einsum("end,edf->enf", residual,
+                                  jnp.broadcast_to(projection, (self.num_experts, dim, out_dim)))
+        if not self.mlp:
+            return residual
         w1 = self.param("hidden_kernel", torch_default_uniform(in_dim), (self.num_experts, in_dim, dim))
         b1 = self.param("hidden_bias", torch_default_uniform(in_dim), (self.num_experts, 1, dim))
-        w2 = self.param("out_kernel", torch_default_uniform(dim), (self.num_experts, dim, dim))
-        b2 = self.param("out_bias", torch_default_uniform(dim), (self.num_experts, 1, dim))
+        w2 = self.param("out_kernel", torch_default_uniform(dim), (self.num_experts, dim, out_dim))
+        b2 = self.param("out_bias", torch_default_uniform(dim), (self.num_experts, 1, out_dim))
         hidden = nn.gelu(jnp.einsum("eni,eid->end", inputs, w1) + b1)
         return jnp.einsum("end,edf->enf", hidden, w2) + b2 + residual
 
