@@ -67,6 +67,10 @@ def get_config():
     config.model.lambda_bal = 1e-2  # load balance (KL of the mean gates to uniform)
     config.model.lambda_cov = 1e-2  # stage 1: reward per-pair entropy
     config.model.lambda_spec = 1e-2  # stage 2: penalise per-pair entropy, weighted by the ramp ρ
+    # [our choice] InfoNCE aligning each batch user's and positive item's behaviour vector with the mean of
+    # its modality sources (MGCN's self-supervised term; temperature 0.2 as there); 0 = off
+    config.model.align_weight = 0.0
+    config.model.align_temperature = 0.2
     config.model.schedule = ml_collections.ConfigDict(dict(
         mode="entropy",  # entropy | coverage (never triggers) | specialise (ρ = 1 from epoch 0) | fixed
         ema_decay=0.9, min_entropy=0.8, tolerance=0.01, window=5, max_trigger_epoch=50, ramp_epochs=20))

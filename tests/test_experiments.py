@@ -84,3 +84,36 @@ def test_report_draws_the_gate_distribution(tmp_path):
     assert sum(means) == pytest.approx(1.0, abs=1e-5)
     assert summary["content_scale"] != 0.0  # learned from its initial 0
     assert json.loads((tmp_path / "report.json").read_text())["best_epoch"] == summary["best_epoch"]
+
+
+def test_resplit_keeps_each_users_split_sizes_and_draws_new_members(tmp_path):
+    import numpy as np
+
+    from experiments.resplit import resplit_labels
+    from mmjax.data import load_mmrec_dir
+
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 30, 600)
+    labels = rng.choice([0, 0, 0, 0, 0, 0, 0, 0, 1, 2], 600)
+    new = resplit_labels(users, labels, np.random.default_rng(1))
+    for user in range(30):
+        assert sorted(new[users == user]) == sorted(labels[users == user])
+    assert np.mean(new != labels) > 0.1
+    assert np.array_equal(resplit_labels(users, labels, np.random.default_rng(1)), new)  # seeded
+
+    source = tmp_path / "src"
+    source.mkdir()
+    items = np.array([np.sum(users[:row] == user) for row, user in enumerate(users)]) % 40  # no duplicates
+    lines = ["userID\titemID\trating\tx_label"] + [f"{u}\t{i}\t1\t{x}" for u, i, x in zip(users, items, labels)]
+    (source / "toy.inter").write_text("\n".join(lines) + "\n")
+    np.save(source / "image_feat.npy", rng.normal(size=(40, 4)).astype(np.float32))
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "resplit.py"), "--data", str(source),
+                    "--out", str(out), "--seed", "3"], check=True, cwd=ROOT, capture_output=True)
+    original, resplit = load_mmrec_dir(source), load_mmrec_dir(out)
+    for split in ("train", "valid", "test"):
+        count = lambda d: np.bincount(getattr(d, split)[:, 0], minlength=30)
+        assert np.array_equal(count(original), count(resplit))
+    assert np.array_equal(original.features["image"], resplit.features["image"])

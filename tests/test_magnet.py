@@ -200,6 +200,32 @@ def test_expert_term_reaches_the_loss_and_the_ranking(experts):
     assert abs(shifted_loss - loss) > 1e-6
 
 
+def test_modality_alignment_is_a_loss_part_that_trains_the_projections():
+    """align_weight adds an InfoNCE part whose gradient reaches the modality projections; 0 leaves the
+    loss as it was."""
+    data = dataset()
+    batch = {k: v[0] for k, v in _batches(data).items()}
+    losses = {}
+    for weight in (0.0, 0.5):
+        model = build_model(magnet_config(align_weight=weight).model, data)
+        params = model.init(jax.random.PRNGKey(0))
+        schedule = model.schedule.init()
+
+        def loss_fn(p):
+            return model.loss(p, model.consts, batch, jax.random.PRNGKey(1), schedule=schedule)
+
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        losses[weight] = (float(loss), parts, grads)
+    (plain, plain_parts, plain_grads), (aligned, parts, grads) = losses[0.0], losses[0.5]
+    assert "align" not in plain_parts and float(parts["align"]) > 0
+    assert aligned == pytest.approx(plain + 0.5 * float(parts["align"]), rel=1e-5)
+    projection = [name for name in grads["params"] if name.startswith("projections")]
+    assert projection
+    delta = max(float(jnp.abs(a - b).max()) for name in projection for a, b in zip(
+        jax.tree_util.tree_leaves(grads["params"][name]), jax.tree_util.tree_leaves(plain_grads["params"][name])))
+    assert delta > 1e-6
+
+
 def _batches(data):
     from mmjax.data.sampling import bpr_epoch_batches
     return bpr_epoch_batches(data.train, data.num_items, np.arange(data.num_items, dtype=np.int32), 64,
@@ -212,6 +238,7 @@ def _batches(data):
     ({"router_temperature": 0.0}, "model.router_temperature"), ({"lambda_cov": -1.0}, "model.lambda_cov"),
     ({"modalities": ("smell",)}, "model.modalities"), ({"expert_dim": 0}, "model.expert_dim"),
     ({"expert_output": "behaviour_gate", "expert_dim": 16}, "model.expert_dim"),
+    ({"align_weight": -0.1}, "model.align_weight"), ({"align_temperature": 0.0}, "model.align_temperature"),
 ])
 def test_bad_config_values_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,7 +34,7 @@ from mmjax.models.inputs import item_knn_graph, modality_features, modality_weig
 from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balance_divergence, normalised_entropy,
                               role_templates, routing_gates)
 from mmjax.nn.linear import TorchLinear
-from mmjax.train.losses import batch_sum, bpr_loss, squared_norm_penalty
+from mmjax.train.losses import batch_sum, bpr_loss, info_nce, squared_norm_penalty
 from mmjax.train.schedule import EntropyTriggeredRouting
 
 VIEWS = ("both", "interaction", "content")
@@ -281,6 +281,10 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
         batch["users"], batch["positives"] + num_users, batch["negatives"] + num_users)), weights, axis_name)
     total = ranking + cfg["reg_weight"] * reg
     parts = {"bpr": ranking, "reg": reg}
+    if cfg["align_weight"] > 0 and nodes.sources.shape[0] > 1:
+        align = modality_alignment(nodes, batch, num_users, cfg["align_temperature"], axis_name)
+        total = total + cfg["align_weight"] * align
+        parts["align"] = align
     if gates[0] is not None:
         pairs = 2.0 * jnp.maximum(batch_sum(weights, axis_name), 1.0)
         stacked = [jnp.stack(g, axis=-1) for g in gates]  # [n, E] per side
@@ -292,6 +296,16 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
         total = total + route
         parts.update(route=route, entropy=entropy, balance=balance, max_load=jnp.max(load))
     return total, parts
+
+
+def modality_alignment(nodes: Nodes, batch: Batch, num_users: int, temperature: float,
+                       axis_name: str | None) -> jax.Array:
+    """InfoNCE pulling each batch user's and positive item's behaviour vector towards the mean of its
+    modality sources (the other batch rows are the negatives), for users plus items."""
+    modal = jnp.mean(nodes.sources[1:], axis=0)
+    weights = batch["weights"]
+    return sum(info_nce(modal[rows], nodes.behaviour[rows], weights, temperature, axis_name)
+               for rows in (batch["users"], batch["positives"] + num_users))
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -320,6 +334,8 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("lambda_bal", cfg.lambda_bal, cfg.lambda_bal >= 0, ">= 0"),
         ("lambda_cov", cfg.lambda_cov, cfg.lambda_cov >= 0, ">= 0"),
         ("lambda_spec", cfg.lambda_spec, cfg.lambda_spec >= 0, ">= 0"),
+        ("align_weight", cfg.get("align_weight", 0.0), cfg.get("align_weight", 0.0) >= 0, ">= 0"),
+        ("align_temperature", cfg.get("align_temperature", 0.2), cfg.get("align_temperature", 0.2) > 0, "> 0"),
     ]
     check_fields(checks, 'model.')
 
@@ -386,6 +402,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
                 "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
                 "dot_scale": float(cfg.expert_dot_scale),
+                "align_weight": float(cfg.get("align_weight", 0.0)),
+                "align_temperature": float(cfg.get("align_temperature", 0.2)),
                 "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
                                           specialise=float(cfg.lambda_spec))}
     schedule = None
