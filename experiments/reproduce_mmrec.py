@@ -6,6 +6,9 @@ MMRec's figures from shared/anchors.md (seed 999) and our/MMRec ratios for seed 
 
   python experiments/reproduce_mmrec.py                      # every run below, seeds 999 2024 2025
   python experiments/reproduce_mmrec.py --only lightgcn_baby --seeds 999
+  # on a held-back re-split (experiments/resplit.py) of tiktok: writes <model>_tiktok_<tag>.json, and the
+  # MMRec figures (seed 999 of the original split) are left out of the record
+  python experiments/reproduce_mmrec.py --only bpr_tiktok --data-root /tmp/resplit1 --tag resplit1
 """
 
 from __future__ import annotations
@@ -51,11 +54,11 @@ OVERRIDES = {"lightgcn": ["--config.model.n_layers=1", "--config.model.reg_weigh
              "mgcn": [], "rlmultimodalrec": [], "magnet": []}
 
 
-def run(model: str, dataset: str, seed: int) -> dict:
+def run(model: str, dataset: str, seed: int, data_root: str = DATA, tag: str = "") -> dict:
     """One training run through the CLI; returns its results.json."""
-    workdir = os.path.join(ROOT, "runs", "reproduce_mmrec", f"{model}_{dataset}_seed{seed}")
+    workdir = os.path.join(ROOT, "runs", "reproduce_mmrec", f"{model}_{dataset}{tag}_seed{seed}")
     command = [sys.executable, "-m", "mmjax.main", f"--config=configs/{model}.py", f"--workdir={workdir}",
-               f"--config.data.dir={os.path.join(DATA, dataset)}", f"--config.train.seed={seed}",
+               f"--config.data.dir={os.path.join(data_root, dataset)}", f"--config.train.seed={seed}",
                *OVERRIDES[model]]
     print(" ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
@@ -68,13 +71,13 @@ def mean_of(runs: list[dict], key: str) -> dict[str, float]:
     return {metric: sum(r[key][metric] for r in runs) / len(runs) for metric in runs[0][key]}
 
 
-def compare(model: str, dataset: str, seeds: list[int]) -> dict:
-    """Our runs over `seeds`, their mean, and ratios to MMRec's seed-999 figures."""
-    runs = [run(model, dataset, seed) for seed in seeds]
+def compare(model: str, dataset: str, seeds: list[int], data_root: str = DATA, tag: str = "") -> dict:
+    """Our runs over `seeds`, their mean, and ratios to MMRec's seed-999 figures (on the original split)."""
+    runs = [run(model, dataset, seed, data_root, tag) for seed in seeds]
     mean = {"valid": mean_of(runs, "valid"), "test": mean_of(runs, "test"),
             "seconds_per_epoch": sum(r["seconds_per_epoch"] for r in runs) / len(runs),
             "seconds_per_eval": sum(r["seconds_per_eval"] for r in runs) / len(runs)}
-    anchor = MMREC[(model, dataset)]
+    anchor = None if tag else MMREC[(model, dataset)]
     record = {"seeds": seeds, "runs": runs, "mean": mean, "mmrec": anchor}
     if anchor:
         for name, ours in [(f"seed{r['seed']}", r) for r in runs] + [("mean", mean)]:
@@ -90,21 +93,26 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="runs named <model>_<dataset>")
     parser.add_argument("--seeds", type=int, nargs="+", default=[999, 2024, 2025],
                         help="999 is MMRec's default; the mean of three is what we report")
+    parser.add_argument("--data-root", default=DATA, help="folder holding the <dataset> directories")
+    parser.add_argument("--tag", default="", help="suffix of the result names, required with --data-root")
     args = parser.parse_args()
-    if not os.path.isdir(DATA):
-        sys.exit(f"error: {DATA} not found; the real datasets live in shared/data beside the project")
+    if not os.path.isdir(args.data_root):
+        sys.exit(f"error: {args.data_root} not found; the real datasets live in shared/data beside the project")
+    if os.path.abspath(args.data_root) != os.path.abspath(DATA) and not args.tag:
+        sys.exit("error: --tag: expected a name for results on another --data-root (e.g. resplit1)")
+    tag = f"_{args.tag}" if args.tag else ""
     os.makedirs(os.path.join(ROOT, "experiments", "results"), exist_ok=True)
     for model, dataset in MMREC:
         name = f"{model}_{dataset}"
         if args.only and name not in args.only:
             continue
-        record = compare(model, dataset, args.seeds)
-        path = os.path.join(ROOT, "experiments", "results", f"{name}.json")
+        record = compare(model, dataset, args.seeds, args.data_root, tag)
+        path = os.path.join(ROOT, "experiments", "results", f"{name}{tag}.json")
         with open(path, "w") as f:
             json.dump(record, f, indent=2)
         for label, result in [(f"seed {r['seed']}", r) for r in record["runs"]] + [("mean", record["mean"])]:
             test = result["test"]
-            print(f"{name} {label}: test recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f}",
+            print(f"{name}{tag} {label}: test recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f}",
                   flush=True)
         print(f"-> {path}", flush=True)
 
