@@ -51,3 +51,12 @@ def test_bpr_loss_and_penalty_ignore_padding_rows():
     table = jnp.array([[3.0, 4.0], [0.0, 0.0], [100.0, 100.0]])
     # ||rows 0..1||_F = 5 for each table, two tables, two real rows.
     np.testing.assert_allclose(embedding_norm_penalty((table, table), weights), (5 + 5) / 2, rtol=1e-6)
+
+
+def test_xavier_normal_is_torchs_untruncated_normal():
+    """model.init=xavier_normal starts a [rows, dim] table as torch.nn.init.xavier_normal_ does: std
+    sqrt(2 / (rows + dim)) with tails past two standard deviations (Flax's own version truncates them)."""
+    table = np.asarray(embedding_initializer("xavier_normal")(jax.random.PRNGKey(0), (4000, 64)))
+    std = np.sqrt(2.0 / (4000 + 64))
+    assert abs(table.std() / std - 1.0) < 0.01
+    assert np.mean(np.abs(table) > 2 * std) > 0.03  # ~4.6 % for a normal, 0 when truncated at 2 sigma

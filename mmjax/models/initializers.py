@@ -6,10 +6,14 @@ from flax import linen as nn
 
 from mmjax.errors import ConfigError
 
+# torch.nn.init.xavier_normal_: a plain (untruncated) normal with std sqrt(2 / (fan_in + fan_out)); Flax's
+# xavier_normal truncates at two standard deviations, so it is not what a PyTorch model starts from.
+torch_xavier_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
+
 # For a [rows, dim] table both PyTorch and Flax use fan_in + fan_out = rows + dim.
 _INITIALIZERS = {
     "xavier_uniform": nn.initializers.xavier_uniform,
-    "xavier_normal": nn.initializers.xavier_normal,
+    "xavier_normal": lambda: torch_xavier_normal,
 }
 
 

@@ -15,13 +15,9 @@ from flax import linen as nn
 
 from mmjax.data import InteractionDataset
 from mmjax.models.base import GraphModel, embedding_model
-from mmjax.models.initializers import embedding_initializer
+from mmjax.models.initializers import embedding_initializer, torch_xavier_normal
 from mmjax.models.inputs import modality_features, selected_modalities
 from mmjax.models.outputs import Embeddings
-
-# torch.nn.init.xavier_normal_ (a plain, untruncated normal, std sqrt(2 / (fan_in + fan_out))): MMRec's
-# initialisation of the content projection's weight; its bias starts at zero.
-torch_xavier_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
 
 
 class VBPR(nn.Module):
@@ -37,6 +33,7 @@ class VBPR(nn.Module):
         initializer = embedding_initializer(self.embedding_init)
         users = self.param("user_embedding", initializer, (self.num_users, 2 * self.embed_dim), jnp.float32)
         ids = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
+        # MMRec initialises the content projection's weight with torch's xavier_normal_, its bias with 0.
         content = nn.Dense(self.embed_dim, kernel_init=torch_xavier_normal, bias_init=nn.initializers.zeros,
                            name="item_linear")(item_features)
         items = jnp.concatenate([ids, content], axis=-1)
