@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmjax.data.mmrec import list_files
+from mmjax.data.mmrec import list_files, parse_inter, split_table
 from mmjax.errors import DataError
 
 
@@ -39,30 +39,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     source = Path(args.data).resolve()
-    try:
+    try:  # the loader's own parsing and checks, so a malformed directory stops with its one-line error
         inter, features, category = list_files(source)
+        data = inter.read_bytes()
+        users, _, labels, _ = parse_inter(inter.name, data)
+        header, fields, _ = split_table(inter.name, data)
     except DataError as error:
         sys.exit(f"error: {error}")
-    lines = inter.read_text().splitlines()
-    header = lines[0].split("\t")
-    for column in ("userID", "x_label"):
-        if column not in header:
-            sys.exit(f"error: {inter.name}: header has no {column} column")
-    rows = [line.split("\t") for line in lines[1:] if line]
-    user_col, label_col = header.index("userID"), header.index("x_label")
-    users = np.array([int(r[user_col]) for r in rows])
-    labels = np.array([int(r[label_col]) for r in rows])
     new = resplit_labels(users, labels, np.random.default_rng(args.seed))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=False)
-    for row, label in zip(rows, new):
-        row[label_col] = str(label)
-    text = "\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n"
+    fields[:, header.index("x_label")] = new.astype(str)
+    text = "\n".join(["\t".join(header)] + ["\t".join(row) for row in fields.tolist()]) + "\n"
     (out / inter.name).write_text(text)
     for path in features + ([category] if category else []):
         os.symlink(path, out / path.name)
     moved = float(np.mean(new != labels))
-    print(json.dumps({"source": str(source), "out": str(out), "seed": args.seed, "rows": len(rows),
+    print(json.dumps({"source": str(source), "out": str(out), "seed": args.seed, "rows": int(len(new)),
                       "rows_with_a_new_label": round(moved, 4),
                       "inter_sha256": hashlib.sha256(text.encode()).hexdigest()}, indent=2))
 

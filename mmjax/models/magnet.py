@@ -281,7 +281,7 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
         batch["users"], batch["positives"] + num_users, batch["negatives"] + num_users)), weights, axis_name)
     total = ranking + cfg["reg_weight"] * reg
     parts = {"bpr": ranking, "reg": reg}
-    if cfg["align_weight"] > 0 and nodes.sources.shape[0] > 1:
+    if cfg["align_weight"] > 0:
         align = modality_alignment(nodes, batch, num_users, cfg["align_temperature"], axis_name)
         total = total + cfg["align_weight"] * align
         parts["align"] = align
@@ -311,6 +311,7 @@ def modality_alignment(nodes: Nodes, batch: Batch, num_users: int, temperature: 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
     """One-line ConfigError for the first out-of-range MAGNET field."""
     expert_dim = cfg.get("expert_dim")  # runs saved before expert_dim/expert_mlp existed use the spec's
+    align_weight, align_temperature = cfg.get("align_weight", 0.0), cfg.get("align_temperature", 0.2)
     checks = [
         ("n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
         ("n_mm_layers", cfg.n_mm_layers, cfg.n_mm_layers >= 0, ">= 0"),
@@ -334,8 +335,8 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("lambda_bal", cfg.lambda_bal, cfg.lambda_bal >= 0, ">= 0"),
         ("lambda_cov", cfg.lambda_cov, cfg.lambda_cov >= 0, ">= 0"),
         ("lambda_spec", cfg.lambda_spec, cfg.lambda_spec >= 0, ">= 0"),
-        ("align_weight", cfg.get("align_weight", 0.0), cfg.get("align_weight", 0.0) >= 0, ">= 0"),
-        ("align_temperature", cfg.get("align_temperature", 0.2), cfg.get("align_temperature", 0.2) > 0, "> 0"),
+        ("align_weight", align_weight, align_weight >= 0, ">= 0"),
+        ("align_temperature", align_temperature, align_temperature > 0, "> 0"),
     ]
     check_fields(checks, 'model.')
 
