@@ -71,6 +71,12 @@ def get_config():
     # its modality sources (MGCN's self-supervised term; temperature 0.2 as there); 0 = off
     config.model.align_weight = 0.0
     config.model.align_temperature = 0.2
+    # [our choice] add MGCN's side view of the modality sources (attention common part + behaviour-gated
+    # specific parts) into the scored behaviour vectors; align_weight then aligns it with the graph vectors
+    config.model.side_view = False
+    # [our choice] no gradient from the expert term (experts and router) into the encoder: the sources are
+    # read as they are, so the experts re-score what the graph and side views learn and cannot memorise
+    config.model.detach_experts = False
     config.model.schedule = ml_collections.ConfigDict(dict(
         mode="entropy",  # entropy | coverage (never triggers) | specialise (ρ = 1 from epoch 0) | fixed
         ema_decay=0.9, min_entropy=0.8, tolerance=0.01, window=5, max_trigger_epoch=50, ramp_epochs=20))

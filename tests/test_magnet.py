@@ -126,7 +126,8 @@ def test_content_view_adds_symmetric_item_edges():
     ("router", "vector", {}), ("uniform", "vector", {}), ("concat_mlp", "vector", {}),
     ("router", "behaviour_gate", {}), ("router", "vector", {"expert_mlp": False, "expert_dim": 8}),
     ("router", "vector", {"expert_dim": 8, "expert_shared_projection": True}),
-    ("router", "vector", {"experts": "vanilla", "expert_mlp": False})])
+    ("router", "vector", {"experts": "vanilla", "expert_mlp": False}),
+    ("router", "vector", {"side_view": True, "detach_experts": True})])
 def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output, experts):
     """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
     data = dataset()
@@ -148,8 +149,9 @@ def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output, 
     user = module.apply(params, nodes, pair_users, True, method=magnet.MAGNET.side)
     item = module.apply(params, nodes, pair_items + data.num_users, False, method=magnet.MAGNET.side)
     gates = magnet.pair_gates(module, params, user, item, 1.0, 3, jnp.asarray(sparse), outer=False)
-    pairwise = np.asarray(magnet.combined_scores(user, item, gates, True, magnet.expert_scale(params),
-                                                 outer=False)).reshape(full.shape)
+    base, dots = magnet.pair_dots(user, item, outer=False)
+    pairwise = np.asarray(magnet.combined_scores(base, magnet.gated_dots(dots, gates), True,
+                                                 magnet.expert_scale(params))).reshape(full.shape)
     np.testing.assert_allclose(full, pairwise, rtol=2e-4, atol=2e-5)
     if moe_fusion == "router":
         kept = (np.stack(gates, axis=-1) > 0).sum(axis=-1)

@@ -32,7 +32,8 @@ from mmjax.models.base import Batch, GraphModel
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, modality_weights, on_device, selected_modalities
 from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balance_divergence, normalised_entropy,
-                              role_templates, routing_gates)
+                              gated_mixture, role_templates, routing_gates)
+from mmjax.nn.gates import common_specific_side
 from mmjax.nn.linear import TorchLinear
 from mmjax.train.losses import batch_sum, bpr_loss, info_nce, squared_norm_penalty
 from mmjax.train.schedule import EntropyTriggeredRouting
@@ -49,12 +50,17 @@ EXPERT_OUTPUTS = ("vector", "behaviour_gate")
 
 @struct.dataclass
 class Nodes:
-    """Per-node outputs over U + I nodes: fused behaviour vectors, the K sources (before LayerNorm), ego rows."""
+    """Per-node outputs over U + I nodes: scored behaviour vectors, the K sources (before LayerNorm), ego rows.
+
+    With side_view, behaviour = graph + side: the views' fused graph vectors plus the modalities' side view.
+    """
 
     behaviour: jax.Array  # [N, d]
     sources: jax.Array  # [K, N, d]
     ego: jax.Array  # [N, d]
     user_degree: jax.Array  # [U] train interactions per user
+    graph: jax.Array  # [N, d] the fused dual-view vectors (sources[0] before detach_ids)
+    side: jax.Array | None = None  # [N, d] the side view, with side_view
 
 
 @struct.dataclass
@@ -101,6 +107,8 @@ class MAGNET(nn.Module):
     expert_shared_projection: bool = False
     source_scale_init: float = 1.0
     embedding_init: str = "xavier_uniform"
+    side_view: bool = False
+    detach_experts: bool = False
 
     @property
     def num_sources(self) -> int:
@@ -130,6 +138,10 @@ class MAGNET(nn.Module):
             shared_projection=self.expert_shared_projection)
         if self.expert_scale_init is not None:
             self.expert_scale = self.param("expert_scale", nn.initializers.constant(self.expert_scale_init), ())
+        if self.side_view:
+            self.side_query_hidden = TorchLinear(d)
+            self.side_query_score = TorchLinear(1, use_bias=False)
+            self.side_preferences = [TorchLinear(d) for _ in self.modalities]
         if self.moe_fusion == "router":
             self.router = PairRouter(self.num_experts, input_dim=d, rank=self.router_rank, hidden=self.router_hidden)
         elif self.moe_fusion == "concat_mlp":
@@ -168,8 +180,12 @@ class MAGNET(nn.Module):
                 items = propagate(consts["item_graphs"][name], items)
             users = propagate(consts["user_items"], jnp.concatenate([user_padding, items], axis=0))[:self.num_users]
             sources.append(jnp.concatenate([users, items], axis=0))
-        return Nodes(behaviour=behaviour, sources=jnp.stack(sources, axis=0), ego=ego,
-                     user_degree=consts["user_degree"])
+        side = None
+        if self.side_view:  # MGCN's common + specific modality view, added into the scored vectors
+            side = common_specific_side(sources[1:], behaviour, self.side_query_hidden, self.side_query_score,
+                                        self.side_preferences)
+        return Nodes(behaviour=behaviour if side is None else behaviour + side, sources=jnp.stack(sources, axis=0),
+                     ego=ego, user_degree=consts["user_degree"], graph=behaviour, side=side)
 
     def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None) -> Side:
         """The Side of node rows (item rows already offset by num_users).
@@ -179,9 +195,11 @@ class MAGNET(nn.Module):
         """
         if self.moe_fusion == "none":  # no expert term: the dual-view graph alone
             return Side(base=nodes.behaviour[rows], experts=jnp.zeros((1, rows.shape[0], 1)), router=None)
-        sources = nodes.sources[:, rows]
+        # With detach_experts the experts and the router re-score what the encoder learns, never shape it.
+        all_sources = jax.lax.stop_gradient(nodes.sources) if self.detach_experts else nodes.sources
+        sources = all_sources[:, rows]
         if held_out is not None and self.history == "mean_loo" and sources.shape[0] > 1:
-            loo = leave_one_out(sources[1:], nodes.sources[1:, held_out + self.num_users], nodes.user_degree[rows])
+            loo = leave_one_out(sources[1:], all_sources[1:, held_out + self.num_users], nodes.user_degree[rows])
             sources = jnp.concatenate([sources[:1], loo], axis=0)
         sources = jnp.stack([self.norms[str(k)](s) if str(k) in self.norms else s for k, s in enumerate(sources)])
         experts = self.expert_mlps(sources)
@@ -215,33 +233,39 @@ class MAGNET(nn.Module):
         return out
 
 
-def pair_gates(module: MAGNET, params, user: Side, item: Side, temperature: float, top_k: int,
-               sparse: bool | jax.Array, outer: bool) -> list[jax.Array] | None:
-    """Router gates, one array per expert: [n] for aligned pairs, [B, I] with outer (every user row with
+def router_logits(module: MAGNET, params, user: Side, item: Side, outer: bool) -> list[jax.Array] | None:
+    """Router logits, one array per expert: [n] for aligned pairs, [B, I] with outer (every user row with
     every item row); None without a router (uniform weights or one fused expert vector)."""
     if module.moe_fusion != "router":
         return None
     if outer:
-        logits = module.apply(params, user.router, item.router, method=MAGNET.route_block)
-    else:
-        pairs = module.apply(params, user.router, item.router, method=MAGNET.route_pairs)
-        logits = [pairs[:, e] for e in range(pairs.shape[-1])]
-    return routing_gates(logits, temperature, top_k, sparse)
+        return module.apply(params, user.router, item.router, method=MAGNET.route_block)
+    pairs = module.apply(params, user.router, item.router, method=MAGNET.route_pairs)
+    return [pairs[:, e] for e in range(pairs.shape[-1])]
 
 
-def combined_scores(user: Side, item: Side, gates: list[jax.Array] | None, base_term: bool, scale: jax.Array,
-                    outer: bool) -> jax.Array:
-    """ŷ = [<h_u, h_i>] + s Σ_e g_e <z^e_u, z^e_i> per pair (the experts' mean without gates): [n] or [B, I]."""
-    num_experts = user.experts.shape[0]
+def pair_gates(module: MAGNET, params, user: Side, item: Side, temperature: float, top_k: int,
+               sparse: bool | jax.Array, outer: bool) -> list[jax.Array] | None:
+    """Router gates, one array per expert, shaped as router_logits; None without a router."""
+    logits = router_logits(module, params, user, item, outer)
+    return None if logits is None else routing_gates(logits, temperature, top_k, sparse)
+
+
+def pair_dots(user: Side, item: Side, outer: bool) -> tuple[jax.Array, list[jax.Array]]:
+    """<h_u, h_i> and every expert's <z^e_u, z^e_i>: [n] per aligned pair, or [B, I] with outer."""
     if outer:
-        base = user.base @ item.base.T
-        dots = [user.experts[e] @ item.experts[e].T for e in range(num_experts)]
-    else:
-        base = jnp.sum(user.base * item.base, axis=-1)
-        dots = [jnp.sum(user.experts[e] * item.experts[e], axis=-1) for e in range(num_experts)]
-    mixed = sum(dots) / num_experts if gates is None else sum(g * dot for g, dot in zip(gates, dots))
-    mixed = scale * mixed
-    return mixed + base if base_term else mixed
+        return user.base @ item.base.T, [u @ i.T for u, i in zip(user.experts, item.experts)]
+    return jnp.sum(user.base * item.base, axis=-1), [jnp.sum(u * i, axis=-1) for u, i in zip(user.experts, item.experts)]
+
+
+def combined_scores(base: jax.Array, mixed: jax.Array, base_term: bool, scale: jax.Array) -> jax.Array:
+    """ŷ = [<h_u, h_i>] + s · (the experts' dot products mixed by the gates, or their mean without)."""
+    return scale * mixed + base if base_term else scale * mixed
+
+
+def gated_dots(dots: list[jax.Array], gates: list[jax.Array] | None) -> jax.Array:
+    """Σ_e g_e <z^e_u, z^e_i>, or the mean over experts without gates."""
+    return sum(dots) / len(dots) if gates is None else sum(g * dot for g, dot in zip(gates, dots))
 
 
 def expert_scale(params, factor: float = 1.0) -> jax.Array:
@@ -273,8 +297,9 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     gates = [pair_gates(module, params, users, items, cfg["temperature"], cfg["top_k"], sparse, outer=False)
              for items in (positives, negatives)]
     scale = expert_scale(params, cfg["dot_scale"])
-    positive, negative = (combined_scores(users, items, g, cfg["base_term"], scale, outer=False)
-                          for items, g in zip((positives, negatives), gates))
+    positive, negative = (combined_scores(base, gated_dots(dots, g), cfg["base_term"], scale)
+                          for (base, dots), g in zip((pair_dots(users, items, outer=False)
+                                                      for items in (positives, negatives)), gates))
     weights = batch["weights"]
     ranking = bpr_loss(positive, negative, weights, axis_name)
     reg = squared_norm_penalty(tuple(nodes.ego[rows] for rows in (
@@ -300,11 +325,12 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
 
 def modality_alignment(nodes: Nodes, batch: Batch, num_users: int, temperature: float,
                        axis_name: str | None) -> jax.Array:
-    """InfoNCE pulling each batch user's and positive item's behaviour vector towards the mean of its
-    modality sources (the other batch rows are the negatives), for users plus items."""
-    modal = jnp.mean(nodes.sources[1:], axis=0)
+    """InfoNCE pulling each batch user's and positive item's modality vector (the side view with side_view,
+    else the mean of its modality sources) towards its graph vector (the other batch rows are the
+    negatives), for users plus items."""
+    modal = jnp.mean(nodes.sources[1:], axis=0) if nodes.side is None else nodes.side
     weights = batch["weights"]
-    return sum(info_nce(modal[rows], nodes.behaviour[rows], weights, temperature, axis_name)
+    return sum(info_nce(modal[rows], nodes.graph[rows], weights, temperature, axis_name)
                for rows in (batch["users"], batch["positives"] + num_users))
 
 
@@ -375,7 +401,8 @@ def magnet_module(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
                   detach_ids=bool(cfg.detach_ids), history=cfg.history, expert_output=cfg.expert_output,
                   expert_dim=cfg.get("expert_dim"), expert_mlp=bool(cfg.get("expert_mlp", True)),
                   expert_shared_projection=bool(cfg.get("expert_shared_projection", False)),
-                  embedding_init=cfg.init)
+                  embedding_init=cfg.init, side_view=bool(cfg.get("side_view", False)),
+                  detach_experts=bool(cfg.get("detach_experts", False)))
 
 
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
@@ -423,10 +450,11 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return {"params": params, "users": users, "items": items, "sparse": sparse}
 
     def block_scores(state, user: Side, sparse: bool) -> jax.Array:
-        gates = pair_gates(module, state["params"], user, state["items"], loss_cfg["temperature"],
-                           loss_cfg["top_k"], sparse, outer=True)
-        return combined_scores(user, state["items"], gates, loss_cfg["base_term"], expert_scale(state["params"], loss_cfg["dot_scale"]),
-                               outer=True)
+        base, dots = pair_dots(user, state["items"], outer=True)
+        logits = router_logits(module, state["params"], user, state["items"], outer=True)
+        mixed = gated_dots(dots, None) if logits is None else gated_mixture(
+            logits, dots, loss_cfg["temperature"], loss_cfg["top_k"], sparse)
+        return combined_scores(base, mixed, loss_cfg["base_term"], expert_scale(state["params"], loss_cfg["dot_scale"]))
 
     def score_fn(state, users):
         user = jax.tree_util.tree_map(lambda x: x[users] if x.ndim == 2 else x[:, users], state["users"])

@@ -26,6 +26,7 @@ from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
 from mmjax.nn import TorchLinear
+from mmjax.nn.gates import common_specific_side
 from mmjax.train.losses import bpr_loss, info_nce, squared_norm_penalty
 
 
@@ -93,15 +94,10 @@ class MGCN(nn.Module):
             lifted = propagate(consts["user_items"], jnp.concatenate([user_padding, purified], axis=0))
             views.append(jnp.concatenate([lifted[:self.num_users], purified], axis=0))
 
-        query_hidden = TorchLinear(self.embed_dim, name="query_hidden")
-        query_score = TorchLinear(1, use_bias=False, name="query_score")
-        scores = jnp.concatenate([query_score(jnp.tanh(query_hidden(view))) for view in views], axis=-1)
-        attention = jax.nn.softmax(scores, axis=-1)
-        common = sum(attention[:, m:m + 1] * view for m, view in enumerate(views))
-        preferences = [nn.sigmoid(TorchLinear(self.embed_dim, name=f"{name}_preference")(content))
-                       for name in self.modalities]
-        specific = [preference * (view - common) for preference, view in zip(preferences, views)]
-        side = (sum(specific) + common) / (len(views) + 1)
+        side = common_specific_side(
+            views, content, TorchLinear(self.embed_dim, name="query_hidden"),
+            TorchLinear(1, use_bias=False, name="query_score"),
+            [TorchLinear(self.embed_dim, name=f"{name}_preference") for name in self.modalities])
         final = content + side
         u = self.num_users
         return MGCNOutput(users=final[:u], items=final[u:], side_users=side[:u], side_items=side[u:],

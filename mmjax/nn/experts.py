@@ -175,6 +175,27 @@ def routing_gates(logits: Sequence[jax.Array], temperature: float, top_k: int,
     return [jnp.where(sparse, k, d) for k, d in zip(kept, dense)]
 
 
+def gated_mixture(logits: Sequence[jax.Array], values: Sequence[jax.Array], temperature: float, top_k: int,
+                  sparse: bool | jax.Array) -> jax.Array:
+    """Σ_e g_e v_e for the gates g of routing_gates(logits, temperature, top_k, sparse), without forming g.
+
+    Σ_e exp(ℓ_e - m) v_e / Σ_e exp(ℓ_e - m) (m the largest logit, always kept) costs one division per
+    entry rather than one per expert; full ranking spends most of its time on such per-pair arithmetic.
+    """
+    scaled = [value / temperature for value in logits]
+    top = functools.reduce(jnp.maximum, scaled)
+    exps = [jnp.exp(value - top) for value in scaled]
+
+    def mixed(weights: list[jax.Array]) -> jax.Array:
+        return sum(w * v for w, v in zip(weights, values)) / sum(weights)
+
+    dense = None if sparse is True else mixed(exps)
+    if sparse is False or top_k >= len(logits):
+        return dense
+    kept = mixed([jnp.where(keep, e, 0.0) for keep, e in zip(top_k_mask(scaled, top_k), exps)])
+    return kept if sparse is True else jnp.where(sparse, kept, dense)
+
+
 def normalised_entropy(gates: jax.Array) -> jax.Array:
     """Entropy of each gate vector (last axis) divided by log E, so 1 = uniform and 0 = one expert."""
     num_experts = gates.shape[-1]

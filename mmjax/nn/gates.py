@@ -38,3 +38,19 @@ class ModalityFusion(nn.Module):
         if self.fusion == "sum":
             return jnp.sum(modalities, axis=0), jnp.ones_like(uniform)
         return nn.Dense(dim, kernel_init=self.kernel_init, name="concat")(joined), uniform
+
+
+def common_specific_side(views: list[jax.Array], behaviour: jax.Array, query_hidden, query_score,
+                         preferences) -> jax.Array:
+    """MGCN's side view of [n, d] modality views: (common + Σ_m σ(P_m h) ⊙ (view_m - common)) / (M + 1).
+
+    common is the views' attention-weighted sum (softmax over modalities of query_score(tanh(query_hidden
+    (view)))); each modality keeps what it adds beyond the common part, gated per dimension by the
+    behaviour vectors h through its own `preferences` layer. The layers are passed in, so the caller's
+    parameter names stay its own.
+    """
+    scores = jnp.concatenate([query_score(jnp.tanh(query_hidden(view))) for view in views], axis=-1)
+    attention = jax.nn.softmax(scores, axis=-1)
+    common = sum(attention[:, m:m + 1] * view for m, view in enumerate(views))
+    specific = [nn.sigmoid(preference(behaviour)) * (view - common) for preference, view in zip(preferences, views)]
+    return (sum(specific) + common) / (len(views) + 1)
