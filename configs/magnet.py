@@ -16,7 +16,7 @@ def get_config():
     config.model.n_mm_layers = 1  # hops of each modality's projected features on its kNN item graph
     config.model.knn_k = 10
     config.model.views = "both"  # both | interaction (view I only) | content (view C only)
-    config.model.view_fusion = "scalar"  # scalar: h_I + σ(w) h_C, w from 0 | sum | mean | gate
+    config.model.view_fusion = "mean"  # mean: (h_I + h_C) / 2 | scalar: h_I + σ(w) h_C, w from 0 | sum | gate
     config.model.content_edge_weight = 1.0  # β: weight of the content item-item edges in view C
     config.model.content_img_weight = 0.5  # 'image' share of the content edges; other modalities share the rest
     config.model.feature_norm = "none"  # raw features (none) | l2 rows | standard columns, before projection
@@ -32,7 +32,7 @@ def get_config():
     # [our choice] ŷ = base + s · expert term with a learned scalar s from this value (None: s = 1), so
     # training decides how much the experts add (from 0 the model starts as its behaviour graph)
     config.model.expert_scale_init = 0.0
-    config.model.expert_dot_scale = 1.0  # fixed factor on the expert dot products (1/d: mean per dimension)
+    config.model.expert_dot_scale = 1.0 / 64  # fixed factor on the expert dot products (1/d: mean per dimension)
     # projected: W x + b (the spec) | purified [our choice]: item ID ⊙ σ(W x + b), so the modality sources
     # live in the ID space and are mixed with the behaviour vectors by the templates on an equal footing
     config.model.modality_input = "purified"
@@ -49,7 +49,9 @@ def get_config():
     config.model.expert_output = "vector"
     # [our choice] width of each expert's output (None: embed_dim, the spec): full ranking forms one
     # [users x items] dot product per expert, so this sets most of its cost
-    config.model.expert_dim = ml_collections.config_dict.placeholder(int)
+    # 32 [our choice]: with the side view the expert term is a small correction (expert_dot_scale), and 32-d
+    # experts rank the tiktok valid users in 0.62 s against 0.81 s at 64-d (LightGCN: 0.21 s)
+    config.model.expert_dim = 32
     # each expert a residual GELU MLP (True, the spec) | linear (False [our choice]): the template's input mix
     # itself (a learned linear map of all sources for experts=vanilla). On tiktok every MLP form tried
     # (64-d or 16-d outputs, with or without LayerNorm, purified inputs, detached IDs) stayed at or below
@@ -69,11 +71,11 @@ def get_config():
     config.model.lambda_spec = 1e-2  # stage 2: penalise per-pair entropy, weighted by the ramp ρ
     # [our choice] InfoNCE aligning each batch user's and positive item's behaviour vector with the mean of
     # its modality sources (MGCN's self-supervised term; temperature 0.2 as there); 0 = off
-    config.model.align_weight = 0.0
+    config.model.align_weight = 0.01
     config.model.align_temperature = 0.2
     # [our choice] add MGCN's side view of the modality sources (attention common part + behaviour-gated
     # specific parts) into the scored behaviour vectors; align_weight then aligns it with the graph vectors
-    config.model.side_view = False
+    config.model.side_view = True
     # [our choice] no gradient from the expert term (experts and router) into the encoder: the sources are
     # read as they are, so the experts re-score what the graph and side views learn and cannot memorise
     config.model.detach_experts = False

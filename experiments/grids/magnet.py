@@ -22,4 +22,5 @@ def get_grid():
         ("view C only", {"model.views": "content"}),
         ("drop audio", {"model.modalities": ("image",)}),
         ("drop image", {"model.modalities": ("audio",)}),
+        ("w/o side view", {"model.side_view": False, "model.align_weight": 0.0}),
     ]
