@@ -14,7 +14,7 @@ from mmjax.errors import ConfigError
 from mmjax.graph import content_augmented_graph, dense_adjacency, user_item_graph
 from mmjax.models import build_model
 from mmjax.report import report
-from mmjax.nn.experts import balance_divergence, normalised_entropy, role_templates, routing_gates
+from mmjax.nn.experts import balance_divergence, gated_mixture, normalised_entropy, role_templates, routing_gates
 from mmjax.train.schedule import EntropyTriggeredRouting
 from mmjax.train.train import train_and_evaluate
 
@@ -65,6 +65,17 @@ def test_sparse_gates_keep_the_top_k_renormalised():
     assert float(normalised_entropy(jnp.eye(9)[0])) == pytest.approx(0.0, abs=1e-7)
     assert float(balance_divergence(jnp.full((9,), 1 / 9))) == pytest.approx(0.0, abs=1e-6)
     assert float(balance_divergence(jnp.eye(9)[0])) == pytest.approx(np.log(9), rel=1e-6)
+
+
+@pytest.mark.parametrize("sparse", [False, True, jnp.asarray(False), jnp.asarray(True)])
+def test_gated_mixture_equals_the_gate_weighted_sum(sparse):
+    """Full ranking's one-division mixture equals Σ_e g_e v_e with the training path's gates."""
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    logits = list(3.0 * jax.random.normal(keys[0], (9, 4, 7)))
+    values = list(jax.random.normal(keys[1], (9, 4, 7)))
+    gates = routing_gates(logits, 0.7, 3, sparse)
+    expected = sum(g * v for g, v in zip(gates, values))
+    np.testing.assert_allclose(gated_mixture(logits, values, 0.7, 3, sparse), expected, rtol=1e-5, atol=1e-6)
 
 
 def run_schedule(schedule: EntropyTriggeredRouting, entropies):
@@ -179,7 +190,8 @@ def test_expert_term_reaches_the_loss_and_the_ranking(experts):
     """The expert term changes the full-ranking scores (what the report's expert_effect measures), and
     the weights only it reads (expert MLPs, router) change the training loss and the scores."""
     data = dataset()
-    model = build_model(magnet_config(expert_scale_init=1.0, **experts).model, data)
+    # the expert term at full scale (the default's 1/d scale would make it a small correction)
+    model = build_model(magnet_config(expert_scale_init=1.0, expert_dot_scale=1.0, **experts).model, data)
     params = model.init(jax.random.PRNGKey(0))
     schedule = model.schedule.init()
     batch = {k: v[0] for k, v in _batches(data).items()}
@@ -226,6 +238,53 @@ def test_modality_alignment_is_a_loss_part_that_trains_the_projections():
     delta = max(float(jnp.abs(a - b).max()) for name in projection for a, b in zip(
         jax.tree_util.tree_leaves(grads["params"][name]), jax.tree_util.tree_leaves(plain_grads["params"][name])))
     assert delta > 1e-6
+
+
+def test_side_view_adds_the_modality_side_into_the_scored_vectors():
+    """With side_view the scored vectors are graph + side (MGCN's fused modality view) and the side's own
+    layers get gradient from the ranking loss; without it there is no side."""
+    from mmjax.models import magnet
+    data = dataset()
+    batch = {k: v[0] for k, v in _batches(data).items()}
+    for side_view in (False, True):
+        config = magnet_config(side_view=side_view, align_weight=0.0)
+        model = build_model(config.model, data)
+        params = model.init(jax.random.PRNGKey(0))
+        module = magnet.magnet_module(config.model, data, data.modalities)
+        nodes = module.apply(params, model.consts, method=magnet.MAGNET.encode)
+        if not side_view:
+            assert nodes.side is None and not any(k.startswith("side_") for k in params["params"])
+            np.testing.assert_allclose(nodes.behaviour, nodes.graph)
+            continue
+        np.testing.assert_allclose(nodes.behaviour, nodes.graph + nodes.side, rtol=1e-6)
+        assert float(jnp.abs(nodes.side).max()) > 0
+        grads = jax.grad(lambda p: model.loss(p, model.consts, batch, jax.random.PRNGKey(1),
+                                              schedule=model.schedule.init())[0])(params)
+        for name in ("side_query_hidden", "side_preferences_0"):
+            assert max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(grads["params"][name])) > 0
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detached_experts_leave_the_encoder_gradient_alone(detach):
+    """With detach_experts the router and expert weights do not change the encoder's gradient (the
+    experts read the sources as constants); without it they do."""
+    data = dataset()
+    model = build_model(magnet_config(detach_experts=detach, expert_scale_init=1.0, expert_dot_scale=1.0).model,
+                        data)
+    params = model.init(jax.random.PRNGKey(0))
+    batch = {k: v[0] for k, v in _batches(data).items()}
+    schedule = model.schedule.init()
+
+    def encoder_grad(p):
+        grads = jax.grad(lambda q: model.loss(q, model.consts, batch, jax.random.PRNGKey(1), schedule=schedule)[0])(p)
+        return np.asarray(grads["params"]["item_embedding"])
+
+    noise = iter(jax.random.split(jax.random.PRNGKey(2), 64))
+    shifted = dict(params, params={name: jax.tree_util.tree_map(
+        lambda x: x + 0.3 * jax.random.normal(next(noise), x.shape), value) if name == "router" else value
+        for name, value in params["params"].items()})
+    change = np.abs(encoder_grad(shifted) - encoder_grad(params)).max()
+    assert change < 1e-7 if detach else change > 1e-6
 
 
 def _batches(data):
