@@ -9,8 +9,11 @@
 4. An interaction-conditioned router per (user, item) pair weights the experts' dot products:
    ŷ = <h_u, h_i> + Σ_e g_e(u, i) <z^e_u, z^e_i>, dense in stage 1 and top-k once the schedule's ramp
    reaches 1. Full ranking scores every item for every user, in user blocks.
+5. With side_view [our choice], h = graph vectors + MGCN's side view of the modality sources (an attention
+   common part plus behaviour-gated specific parts, nn/gates.common_specific_side).
 Loss: BPR + λ_reg ½‖ego rows‖² / B + the routing regulariser whose weights follow the
-EntropyTriggeredRouting schedule (train/schedule.py), kept in TrainState.
+EntropyTriggeredRouting schedule (train/schedule.py), kept in TrainState, + align_weight x InfoNCE
+between the side view (or the mean modality source) and the graph vectors.
 """
 
 from __future__ import annotations
