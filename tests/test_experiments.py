@@ -47,7 +47,7 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
     assert not (folder / "n_layers=2_seed2.json").exists() and not (folder / "n_layers=3_seed1.json").exists()
 
 
-@pytest.mark.parametrize("model, count", [("rlmultimodalrec", 13), ("magnet", 12)])
+@pytest.mark.parametrize("model, count", [("rlmultimodalrec", 13), ("magnet", 13)])
 def test_ablation_grid_file_variants_all_apply(model, count):
     base = load_config_file(os.path.join(ROOT, "configs", f"{model}.py"))
     variants = ablate.load_grid(os.path.join(ROOT, "experiments", "grids", f"{model}.py"))
