@@ -143,10 +143,15 @@ class PairRouter(nn.Module):
                 for e in range(self.num_experts)]
 
 
+def shifted_exps(logits: Sequence[jax.Array]) -> list[jax.Array]:
+    """exp(ℓ_e - max_e ℓ_e) per expert: the softmax's unnormalised weights, at most 1."""
+    top = functools.reduce(jnp.maximum, logits)
+    return [jnp.exp(value - top) for value in logits]
+
+
 def softmax_experts(logits: Sequence[jax.Array]) -> list[jax.Array]:
     """Softmax across a list of per-expert arrays (elementwise)."""
-    top = functools.reduce(jnp.maximum, logits)
-    exps = [jnp.exp(value - top) for value in logits]
+    exps = shifted_exps(logits)
     total = sum(exps)
     return [value / total for value in exps]
 
@@ -186,8 +191,7 @@ def gated_mixture(logits: Sequence[jax.Array], values: Sequence[jax.Array], temp
     entry rather than one per expert; full ranking spends most of its time on such per-pair arithmetic.
     """
     scaled = [value / temperature for value in logits]
-    top = functools.reduce(jnp.maximum, scaled)
-    exps = [jnp.exp(value - top) for value in scaled]
+    exps = shifted_exps(scaled)
 
     def mixed(weights: list[jax.Array]) -> jax.Array:
         return sum(w * v for w, v in zip(weights, values)) / sum(weights)
