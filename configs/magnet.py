@@ -91,6 +91,12 @@ def get_config():
     config.model.schedule = ml_collections.ConfigDict(dict(
         mode="entropy",  # entropy | coverage (never triggers) | specialise (ρ = 1 from epoch 0) | fixed
         ema_decay=0.9, min_entropy=0.8, tolerance=0.01, window=5, max_trigger_epoch=50, ramp_epochs=20))
+    # [our choice] full ranking scores exactly only each user's this many best items by an upper bound
+    # (<h_u, h_i> + |s| max_e‖z^e_u‖ max_e‖z^e_i‖, one [users x items] product); a block whose bounds do
+    # not certify the top k scores every item (eval/pruning.py): exact either way.
+    # 0 = score every item. On tiktok 96 certifies all valid blocks of seeds 999 and 2024 (97.9 % of 2025's)
+    # and ranks them 1.7x faster than scoring every item (0.35 s against 0.58 s; 128: 0.47 s)
+    config.model.rank_candidates = 96
     # users per full-ranking block: each block forms ~30 [users x items] arrays (9 expert dot products,
     # router units, gates), which stay in cache at 32-64 users (256: 1.6x slower on tiktok)
     config.eval.batch_size = 64

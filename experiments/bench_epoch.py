@@ -59,7 +59,8 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
     def eval_pass(state) -> float:
         start = time.perf_counter()
         scoring = score_state(unreplicate(state.params), task.consts, unreplicate(state.schedule))
-        evaluate(task.score_fn, scoring, task.eval_sets["valid"], ks=ks, block_size=int(config.eval.batch_size))
+        evaluate(task.score_fn, scoring, task.eval_sets["valid"], ks=ks, block_size=int(config.eval.batch_size),
+                 top_k_fn=task.top_k_fn)
         return time.perf_counter() - start
 
     train_seconds, eval_seconds = [], []

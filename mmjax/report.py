@@ -138,7 +138,7 @@ def longtail_recall(workdir: str, k: int = 20) -> dict[str, Any]:
     users = np.unique(pairs[:, 0])
     indptr, indices = dataset.train_csr()
     top, _ = recommend_top_k(task.score_fn, best_score_state(task, params, info), users, indptr, indices,
-                             dataset.num_items, k, block_size=int(config.eval.batch_size))
+                             dataset.num_items, k, block_size=int(config.eval.batch_size), top_k_fn=task.top_k_fn)
     buckets = degree_buckets(dataset.item_train_counts())
     result = bucket_recall(top, users, pairs, buckets)
     result.update(model=config.model.name, workdir=workdir, dataset_checksum=dataset.checksum,
@@ -159,7 +159,7 @@ def expert_effect(task, without_experts, params, info: dict[str, Any], dataset, 
     users = np.unique(dataset.eval_pairs("test")[:, 0])
     indptr, indices = dataset.train_csr()
     tops = [recommend_top_k(task.score_fn, best_score_state(task, p, info), users, indptr, indices,
-                            dataset.num_items, k, block_size=block_size)[0]
+                            dataset.num_items, k, block_size=block_size, top_k_fn=task.top_k_fn)[0]
             for p in (params, without_experts(params))]
     changed = 1.0 - np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(*tops)])
     return {f"top{k}_changed_by_experts": float(changed), "users": int(len(users))}

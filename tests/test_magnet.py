@@ -11,6 +11,7 @@ import pytest
 from mmjax.config_files import load_config_file
 from mmjax.data import make_synthetic
 from mmjax.errors import ConfigError
+from mmjax.eval import top_k_masked
 from mmjax.graph import content_augmented_graph, dense_adjacency, user_item_graph
 from mmjax.models import build_model
 from mmjax.report import report
@@ -142,7 +143,7 @@ def test_content_view_adds_symmetric_item_edges():
 def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output, experts):
     """score_fn over all items equals the loss path's per-pair scores: ranking is exact, not sampled."""
     data = dataset()
-    config = magnet_config(moe_fusion=moe_fusion, expert_output=expert_output,
+    config = magnet_config(moe_fusion=moe_fusion, expert_output=expert_output, rank_candidates=30,
                            expert_scale_init=1.0, **experts)  # 0 would hide the expert term
     model = build_model(config.model, data)
     params = model.init(jax.random.PRNGKey(0))
@@ -165,6 +166,21 @@ def test_full_ranking_equals_pairwise_scores(sparse, moe_fusion, expert_output, 
                                                  magnet.expert_scale(params, config.model.expert_dot_scale))
                           ).reshape(full.shape)
     np.testing.assert_allclose(full, pairwise, rtol=2e-4, atol=2e-5)
+
+    # Pruned ranking: the bound holds, candidates score as the full path, and the top k are the same.
+    scale = abs(float(magnet.expert_scale(params, config.model.expert_dot_scale)))
+    width = scale * np.outer(np.asarray(state["user_bound"])[np.asarray(users)], np.asarray(state["item_bound"]))
+    assert np.all(np.abs(full - np.asarray(base).reshape(full.shape)) <= width * (1 + 1e-4) + 1e-6)
+    ids = jnp.asarray(np.argsort(-full, axis=1)[:, 5:35])
+    loss_cfg = {"temperature": 1.0, "top_k": 3, "base_term": True, "dot_scale": config.model.expert_dot_scale}
+    candidates = magnet.candidate_scores(module, params, magnet.side_rows(state["users"], users), state["items"],
+                                         state["item_experts"], ids, loss_cfg, state["sparse"])
+    np.testing.assert_allclose(candidates, np.take_along_axis(full, np.asarray(ids), axis=1), rtol=2e-4, atol=2e-5)
+    exclude = jnp.asarray([[1, 2, 80], [0, 80, 80], [3, 4, 5], [80, 80, 80]])
+    top_scores, top_ids = model.top_k_fn(state, users, exclude, 10)
+    expected_scores, expected_ids = top_k_masked(jnp.asarray(full), exclude, 10)
+    np.testing.assert_array_equal(top_ids, expected_ids)
+    np.testing.assert_allclose(top_scores, expected_scores, rtol=2e-4, atol=2e-5)
     if moe_fusion == "router":
         kept = (np.stack(gates, axis=-1) > 0).sum(axis=-1)
         assert np.all(kept == 3) if sparse else np.all(kept == 9)
@@ -302,6 +318,7 @@ def _batches(data):
     ({"modalities": ("smell",)}, "model.modalities"), ({"expert_dim": 0}, "model.expert_dim"),
     ({"expert_output": "behaviour_gate", "expert_dim": 16}, "model.expert_dim"),
     ({"align_weight": -0.1}, "model.align_weight"), ({"align_temperature": 0.0}, "model.align_temperature"),
+    ({"rank_candidates": -1}, "model.rank_candidates"),
 ])
 def test_bad_config_values_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -27,6 +27,10 @@ DEFAULT_KS = (5, 10, 20, 50)
 ScoreFn = Callable[[Any, jax.Array], jax.Array]
 """score_fn(score_state, users int32 [B]) -> float scores [B, num_items]."""
 
+TopKFn = Callable[[Any, jax.Array, jax.Array, int], tuple[jax.Array, jax.Array]]
+"""top_k_fn(score_state, users [B], exclude [B, L], k) -> (scores, ids) [B, k]: the same as top_k_masked of
+score_fn's scores, for models that find the top k without scoring every item (eval/pruning.py)."""
+
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hash by identity, so device copies can be cached.
 class EvalSet:
@@ -121,6 +125,18 @@ def top_k_unmasked(scores: jax.Array, exclude: jax.Array, k: int) -> jax.Array:
     return top_k_masked(scores, exclude, k)[1]
 
 
+def ranked_top_k(score_fn: ScoreFn, top_k_fn: TopKFn | None, score_state: Any, users: jax.Array,
+                 exclude: jax.Array, k: int, num_items: int) -> tuple[jax.Array, jax.Array]:
+    """(scores, ids) [B, k] of each user's best unmasked items: top_k_fn's when the model has one, else
+    top_k_masked of score_fn's scores."""
+    if top_k_fn is not None:
+        return top_k_fn(score_state, users, exclude, k)
+    scores = score_fn(score_state, users)
+    if scores.shape != (users.shape[0], num_items):
+        raise ConfigError(f"score_fn: expected scores of shape {(users.shape[0], num_items)}, got {scores.shape}")
+    return top_k_masked(scores, exclude, k)
+
+
 def hit_matrix(top_items: jax.Array, ground_truth: jax.Array, num_items: int) -> jax.Array:
     """Bool [B, K]: whether the item at each rank is in the row's ground truth (padded with -1)."""
     num_rows, k = top_items.shape
@@ -186,17 +202,15 @@ def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
     return per_set[block_size]
 
 
-@functools.partial(jax.jit, static_argnames=("score_fn", "ks", "block_size", "num_items"))
+@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "block_size", "num_items"))
 def _block_sums(score_state: Any, blocks: _DeviceBlocks, start: jax.Array, *, score_fn: ScoreFn,
-                ks: tuple[int, ...], block_size: int, num_items: int) -> jax.Array:
+                top_k_fn: TopKFn | None, ks: tuple[int, ...], block_size: int, num_items: int) -> jax.Array:
     """Sums over the users of one block of every metric, float32 [len(metric_names(ks))]."""
     def take(a: jax.Array) -> jax.Array:
         return jax.lax.dynamic_slice_in_dim(a, start, block_size)
 
-    scores = score_fn(score_state, take(blocks.users))
-    if scores.shape != (block_size, num_items):
-        raise ConfigError(f"score_fn: expected scores of shape {(block_size, num_items)}, got {scores.shape}")
-    top_items = top_k_unmasked(scores, take(blocks.exclude), max(ks))
+    _, top_items = ranked_top_k(score_fn, top_k_fn, score_state, take(blocks.users), take(blocks.exclude), max(ks),
+                                num_items)
     hits = hit_matrix(top_items, take(blocks.ground_truth), num_items)
     metrics = per_user_metrics(hits, take(blocks.num_positives), ks)
     return jnp.stack([metrics[name].sum() for name in metric_names(ks)])
@@ -215,18 +229,19 @@ def _check_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
 
 
 def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequence[int] = DEFAULT_KS,
-             block_size: int = 4096) -> dict[str, float]:
+             block_size: int = 4096, top_k_fn: TopKFn | None = None) -> dict[str, float]:
     """Mean Recall/NDCG/Precision/MAP@k over the users of `eval_set`, ranking all items.
 
-    `score_fn` is a static argument of the jitted block function: pass the same function object every
-    epoch so it compiles once; `score_state` is a pytree of arrays (e.g. final user and item vectors).
+    `score_fn` (and `top_k_fn`, which finds the top k in its place when given) is a static argument of the
+    jitted block function: pass the same function object every epoch so it compiles once; `score_state`
+    is a pytree of arrays (e.g. final user and item vectors).
     """
     ks = _check_ks(ks, eval_set.num_items)
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ConfigError(f"eval.batch_size: expected a positive int, got {block_size!r}")
     block_size = min(int(block_size), eval_set.num_users)
     blocks = _device_blocks(eval_set, block_size)
-    block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, ks=ks,
+    block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, top_k_fn=top_k_fn, ks=ks,
                                    block_size=block_size, num_items=eval_set.num_items)
     starts = [np.int32(start) for start in range(0, eval_set.num_users, block_size)]
     # XLA's CPU top_k runs on one core; blocks run from a thread per core overlap it with the other work.

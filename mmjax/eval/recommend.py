@@ -9,18 +9,18 @@ import jax
 import numpy as np
 
 from mmjax.errors import ConfigError, DataError
-from mmjax.eval.ranking import ScoreFn, padded_rows, top_k_masked
+from mmjax.eval.ranking import ScoreFn, TopKFn, padded_rows, ranked_top_k
 
 
-@functools.partial(jax.jit, static_argnames=("score_fn", "k"))
+@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "k", "num_items"))
 def _top_k_block(score_state: Any, users: jax.Array, exclude: jax.Array, *, score_fn: ScoreFn,
-                 k: int) -> tuple[jax.Array, jax.Array]:
-    return top_k_masked(score_fn(score_state, users), exclude, k)
+                 top_k_fn: TopKFn | None, k: int, num_items: int) -> tuple[jax.Array, jax.Array]:
+    return ranked_top_k(score_fn, top_k_fn, score_state, users, exclude, k, num_items)
 
 
 def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, exclude_indptr: np.ndarray,
                     exclude_indices: np.ndarray, num_items: int, k: int,
-                    block_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                    block_size: int = 4096, top_k_fn: TopKFn | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(items int32 [n, k], scores float32 [n, k]) for `users`, best first, ranking all items.
 
     A user's items in the exclude CSR are never recommended; where fewer than k items remain, the
@@ -44,7 +44,8 @@ def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, excl
     padded_users = np.pad(users.astype(np.int32), (0, pad))
     padded_exclude = np.pad(exclude, [(0, pad), (0, 0)], constant_values=num_items)
     results = [_top_k_block(score_state, padded_users[start:start + block_size],
-                            padded_exclude[start:start + block_size], score_fn=score_fn, k=int(k))
+                            padded_exclude[start:start + block_size], score_fn=score_fn, top_k_fn=top_k_fn,
+                            k=int(k), num_items=num_items)
                for start in range(0, len(padded_users), block_size)]
     scores = np.concatenate([np.asarray(values) for values, _ in results])[:len(users)]
     items = np.concatenate([np.asarray(ids) for _, ids in results])[:len(users)].astype(np.int32)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from mmjax.eval import TopKFn
 from mmjax.models.outputs import Embeddings
 from mmjax.train.losses import bpr_loss, embedding_norm_penalty
 from mmjax.train.schedule import EpochSchedule
@@ -45,6 +46,8 @@ class GraphModel:
       negatives, weights; reductions over the batch go through losses.batch_sum(..., axis_name).
     score_state(params, consts) -> what score_fn reads (default: final user and item vectors).
     score_fn(state, users) -> [len(users), num_items] scores (default: dot products).
+    top_k_fn(state, users, exclude, k) -> (scores, ids) [len(users), k]: score_fn's top k without scoring
+      every item (eval/pruning.py), or None to rank score_fn's scores.
     prepare_epoch(consts, rng) -> the constants one epoch trains with (e.g. an edge-dropped graph);
       jittable, run once per epoch inside the compiled epoch.
     inspect(params, consts) -> named per-item/per-user arrays a report plots (e.g. gate values), or None.
@@ -61,6 +64,7 @@ class GraphModel:
     score_state: Callable[[Params, Consts], Any]
     consts: Consts
     score_fn: Callable[[Any, jax.Array], jax.Array] = dot_scores
+    top_k_fn: TopKFn | None = None
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = keep_consts
     inspect: Callable[[Params, Consts], dict[str, jax.Array]] | None = None
     schedule: EpochSchedule | None = None

@@ -18,7 +18,7 @@ between the side view (or the mean modality source) and the graph vectors.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,7 @@ from flax import struct
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, check_fields
+from mmjax.eval.pruning import bounded_top_k, padded_upper
 from mmjax.graph import (content_augmented_graph, knn_cosine_edges, lightgcn_layers, propagate, propagation_graph,
                          user_item_block, user_item_graph)
 from mmjax.models.base import Batch, GraphModel
@@ -237,14 +238,15 @@ class MAGNET(nn.Module):
 
 
 def router_logits(module: MAGNET, params, user: Side, item: Side, outer: bool) -> list[jax.Array] | None:
-    """Router logits, one array per expert: [n] for aligned pairs, [B, I] with outer (every user row with
-    every item row); None without a router (uniform weights or one fused expert vector)."""
+    """Router logits, one array per expert: [n] for aligned pairs (or the rows' broadcast shape, as in
+    candidate_scores), [B, I] with outer (every user row with every item row); None without a router
+    (uniform weights or one fused expert vector)."""
     if module.moe_fusion != "router":
         return None
     if outer:
         return module.apply(params, user.router, item.router, method=MAGNET.route_block)
     pairs = module.apply(params, user.router, item.router, method=MAGNET.route_pairs)
-    return [pairs[:, e] for e in range(pairs.shape[-1])]
+    return [pairs[..., e] for e in range(pairs.shape[-1])]
 
 
 def pair_gates(module: MAGNET, params, user: Side, item: Side, temperature: float, top_k: int,
@@ -276,6 +278,53 @@ def expert_scale(params, factor: float = 1.0) -> jax.Array:
     return factor * params["params"].get("expert_scale", jnp.ones((), jnp.float32))
 
 
+def side_rows(side: Side, rows: jax.Array) -> Side:
+    """The Side of a subset of its rows (experts are [E, n, d], every other array row-first)."""
+    return jax.tree_util.tree_map(lambda x: x[:, rows] if x.ndim == 3 else x[rows], side)
+
+
+def pair_scores(module: MAGNET, params, user: Side, item: Side, cfg: dict[str, Any],
+                sparse: bool | jax.Array) -> tuple[jax.Array, list[jax.Array] | None]:
+    """(ŷ [n], gates) of n aligned (user, item) rows: what training scores and full ranking must equal."""
+    base, dots = pair_dots(user, item, outer=False)
+    return routed_scores(module, params, user, item, base, dots, cfg, sparse)
+
+
+def routed_scores(module: MAGNET, params, user: Side, item: Side, base: jax.Array, dots: list[jax.Array],
+                  cfg: dict[str, Any], sparse: bool | jax.Array) -> tuple[jax.Array, list[jax.Array] | None]:
+    """(ŷ, gates) of pairs from their dot products (pair_dots); of the Sides only the router inputs are read,
+    and they broadcast to the pairs' shape."""
+    gates = pair_gates(module, params, user, item, cfg["temperature"], cfg["top_k"], sparse, outer=False)
+    scores = combined_scores(base, gated_dots(dots, gates), cfg["base_term"], expert_scale(params, cfg["dot_scale"]))
+    return scores, gates
+
+
+def candidate_scores(module: MAGNET, params, user: Side, items: Side, item_experts: jax.Array, ids: jax.Array,
+                     cfg: dict[str, Any], sparse: bool | jax.Array) -> jax.Array:
+    """ŷ [B, C] of each of B user rows with its C items ids [B, C] (as pair_scores of those pairs).
+
+    item_experts [I, E * d] holds every item's experts in one row, so a candidate's are gathered in one
+    contiguous read (gathering [E, I, d] per expert, or repeating users C times, costs 2-4x more on CPU).
+    """
+    rows, per_row = ids.shape
+    num_experts, _, dim = user.experts.shape
+    experts = item_experts[ids].reshape(rows, per_row, num_experts, dim)
+    dots = jnp.einsum("bced,ebd->bce", experts, user.experts)
+    base = jnp.einsum("bcd,bd->bc", items.base[ids], user.base)
+    pair_user = Side(base=user.base, experts=user.experts,
+                     router=jax.tree_util.tree_map(lambda x: x[:, None], user.router))
+    pair_items = Side(base=items.base, experts=items.experts,
+                      router=jax.tree_util.tree_map(lambda x: x[ids], items.router))
+    return routed_scores(module, params, pair_user, pair_items, base, [dots[..., e] for e in range(num_experts)],
+                         cfg, sparse)[0]
+
+
+def expert_norm_bound(side: Side) -> jax.Array:
+    """max_e ‖z^e‖ per row: |Σ_e g_e <z^e_u, z^e_i>| <= bound_u bound_i for any gates on the simplex (the
+    per-pair max_e ‖z^e_u‖ ‖z^e_i‖ certified no more tiktok blocks)."""
+    return jnp.max(jnp.linalg.norm(side.experts, axis=-1), axis=0)
+
+
 @struct.dataclass
 class RoutingWeights:
     """Regulariser weights: λ_bal KL(load || uniform) - (1 - ρ) λ_cov H̄ + ρ λ_spec H̄."""
@@ -297,12 +346,9 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     negatives = module.apply(params, nodes, batch["negatives"] + num_users, False, method=MAGNET.side)
     rho = jnp.zeros((), jnp.float32) if schedule is None else schedule["rho"]
     sparse = rho >= 1.0
-    gates = [pair_gates(module, params, users, items, cfg["temperature"], cfg["top_k"], sparse, outer=False)
-             for items in (positives, negatives)]
-    scale = expert_scale(params, cfg["dot_scale"])
-    positive, negative = (combined_scores(base, gated_dots(dots, g), cfg["base_term"], scale)
-                          for (base, dots), g in zip((pair_dots(users, items, outer=False)
-                                                      for items in (positives, negatives)), gates))
+    (positive, positive_gates), (negative, negative_gates) = (
+        pair_scores(module, params, users, items, cfg, sparse) for items in (positives, negatives))
+    gates = [positive_gates, negative_gates]
     weights = batch["weights"]
     ranking = bpr_loss(positive, negative, weights, axis_name)
     reg = squared_norm_penalty(tuple(nodes.ego[rows] for rows in (
@@ -341,6 +387,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     """One-line ConfigError for the first out-of-range MAGNET field."""
     expert_dim = cfg.get("expert_dim")  # runs saved before expert_dim/expert_mlp existed use the spec's
     align_weight, align_temperature = cfg.get("align_weight", 0.0), cfg.get("align_temperature", 0.2)
+    rank_candidates = cfg.get("rank_candidates", 0)
     checks = [
         ("n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
         ("n_mm_layers", cfg.n_mm_layers, cfg.n_mm_layers >= 0, ">= 0"),
@@ -359,6 +406,9 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         ("router_hidden", cfg.router_hidden, cfg.router_hidden >= 1, ">= 1"),
         ("router_temperature", cfg.router_temperature, cfg.router_temperature > 0, "> 0"),
         ("top_k", cfg.top_k, cfg.top_k >= 1, ">= 1"),
+        ("rank_candidates", rank_candidates,
+         isinstance(rank_candidates, int) and not isinstance(rank_candidates, bool) and rank_candidates >= 0,
+         "an int >= 0 (0 = score every item)"),
         ("content_edge_weight", cfg.content_edge_weight, cfg.content_edge_weight >= 0, ">= 0"),
         ("content_img_weight", cfg.content_img_weight, 0.0 <= cfg.content_img_weight <= 1.0, "in [0, 1]"),
         ("lambda_bal", cfg.lambda_bal, cfg.lambda_bal >= 0, ">= 0"),
@@ -390,6 +440,37 @@ def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: i
         receivers, senders, cosines = knn_cosine_edges(dataset.features[name], k)
         parts.append((receivers, senders, weight * np.maximum(cosines, 0.0)))
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
+def loss_config(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The plain values the loss and scoring read from a model config."""
+    return {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
+            "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
+            "dot_scale": float(cfg.expert_dot_scale),
+            "align_weight": float(cfg.get("align_weight", 0.0)),
+            "align_temperature": float(cfg.get("align_temperature", 0.2)),
+            "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
+                                      specialise=float(cfg.lambda_spec))}
+
+
+def score_bounds(state: dict[str, Any], users: jax.Array, cfg: dict[str, Any]) -> jax.Array:
+    """[B, I] upper bounds on ŷ of the users with every item: <h_u, h_i> + |s| bound_u bound_i (one
+    [users x items] product), padded for float rounding."""
+    user, items = side_rows(state["users"], users), state["items"]
+    scale = expert_scale(state["params"], cfg["dot_scale"])
+    cheap = user.base @ items.base.T
+    if not cfg["base_term"]:
+        cheap = jnp.zeros_like(cheap)
+    width = jnp.abs(scale) * state["user_bound"][users][:, None] * state["item_bound"][None]
+    return padded_upper(cheap, width)
+
+
+def ranked_candidates(module: MAGNET, state: dict[str, Any], users: jax.Array,
+                      cfg: dict[str, Any]) -> Callable[[jax.Array], jax.Array]:
+    """exact_scores(ids [B, C]) -> ŷ [B, C] of the users with their candidate items (candidate_scores)."""
+    user = side_rows(state["users"], users)
+    return lambda ids: candidate_scores(module, state["params"], user, state["items"], state["item_experts"], ids,
+                                        cfg, state["sparse"])
 
 
 def magnet_module(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
@@ -430,13 +511,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
             dataset.train, dataset.num_users, dataset.num_items, edges, float(cfg.content_edge_weight)),
             cfg.propagation))
     module = magnet_module(cfg, dataset, modalities)
-    loss_cfg = {"temperature": float(cfg.router_temperature), "top_k": int(cfg.top_k),
-                "base_term": bool(cfg.base_term), "reg_weight": float(cfg.reg_weight),
-                "dot_scale": float(cfg.expert_dot_scale),
-                "align_weight": float(cfg.get("align_weight", 0.0)),
-                "align_temperature": float(cfg.get("align_temperature", 0.2)),
-                "routing": RoutingWeights(balance=float(cfg.lambda_bal), coverage=float(cfg.lambda_cov),
-                                          specialise=float(cfg.lambda_spec))}
+    loss_cfg = loss_config(cfg)
+    rank_candidates = int(cfg.get("rank_candidates", 0))
     schedule = None
     if cfg.moe_fusion == "router":
         schedule = EntropyTriggeredRouting(**cfg.schedule.to_dict()).as_epoch_schedule()
@@ -450,7 +526,9 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         items = module.apply(params, nodes, jnp.arange(dataset.num_items) + dataset.num_users, False,
                              method=MAGNET.side)
         sparse = jnp.zeros((), bool) if schedule is None else schedule["rho"] >= 1.0
-        return {"params": params, "users": users, "items": items, "sparse": sparse}
+        return {"params": params, "users": users, "items": items, "sparse": sparse,
+                "user_bound": expert_norm_bound(users), "item_bound": expert_norm_bound(items),
+                "item_experts": jnp.transpose(items.experts, (1, 0, 2)).reshape(dataset.num_items, -1)}
 
     def block_scores(state, user: Side, sparse: bool) -> jax.Array:
         base, dots = pair_dots(user, state["items"], outer=True)
@@ -460,10 +538,16 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return combined_scores(base, mixed, loss_cfg["base_term"], expert_scale(state["params"], loss_cfg["dot_scale"]))
 
     def score_fn(state, users):
-        user = jax.tree_util.tree_map(lambda x: x[users] if x.ndim == 2 else x[:, users], state["users"])
+        user = side_rows(state["users"], users)
         # One routing mode per pass: the branch not taken costs nothing.
         return jax.lax.cond(state["sparse"], lambda u: block_scores(state, u, True),
                             lambda u: block_scores(state, u, False), user)
+
+    def top_k_fn(state, users, exclude, k):
+        """score_fn's top k, exactly, scoring only the best rank_candidates items by bound (eval/pruning.py)."""
+        return bounded_top_k(score_bounds(state, users, loss_cfg), exclude,
+                             ranked_candidates(module, state, users, loss_cfg), lambda: score_fn(state, users), k,
+                             rank_candidates)
 
     def route(params, consts, schedule, users, items):
         nodes = module.apply(params, consts, method=MAGNET.encode)
@@ -481,7 +565,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
                    ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
     return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
-                      score_fn=score_fn, schedule=schedule, route=route if cfg.moe_fusion == "router" else None,
+                      score_fn=score_fn, top_k_fn=top_k_fn if rank_candidates else None, schedule=schedule,
+                      route=route if cfg.moe_fusion == "router" else None,
                       expert_labels=labels if cfg.experts == "template" else
                       tuple(f"expert {e}" for e in range(module.num_experts)),
                       without_experts=without_experts if cfg.expert_scale_init is not None else None)

@@ -185,7 +185,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
 
     def run_eval(params, schedule, split: str) -> dict[str, float]:
         return evaluate(task.score_fn, score_state(params, task.consts, schedule), task.eval_sets[split], ks=ks,
-                        block_size=int(eval_cfg.batch_size))
+                        block_size=int(eval_cfg.batch_size), top_k_fn=task.top_k_fn)
 
     replicated_state = replicate(state)
     logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs",

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from mmjax.eval import EvalSet
+from mmjax.eval import EvalSet, TopKFn
 from mmjax.train.schedule import EpochSchedule
 
 Params = Any
@@ -33,6 +33,8 @@ class Task:
     score_state(params, consts, schedule) -> pytree that score_fn reads (e.g. final embeddings); jittable;
       `schedule` is the run's epoch schedule (None without one), as scoring may depend on its stage.
     score_fn(state, users) -> scores [len(users), num_items]; the same function object every epoch.
+    top_k_fn(state, users, exclude, k) -> (scores, ids) [len(users), k], the top k of score_fn's scores
+      found without scoring every item; None: rank score_fn's scores.
     eval_sets: 'valid' and 'test' ground truth with the items to mask.
     prepare_epoch(consts, rng) -> the consts one epoch trains with (e.g. an edge-dropped graph); jittable,
       run at the start of every compiled epoch with an RNG split from the train state.
@@ -51,6 +53,7 @@ class Task:
     eval_sets: Mapping[str, EvalSet]
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = lambda consts, rng: consts
     schedule: EpochSchedule | None = None
+    top_k_fn: TopKFn | None = None
 
     def initial_schedule(self) -> Any:
         """Epoch 0's schedule, or None for a model without one."""

@@ -41,4 +41,4 @@ def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
     return Task(model_name=config.model.name, dataset_name=dataset.name, init_params=model.init,
                 loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.scoring_state,
                 score_fn=model.score_fn, consts=model.consts, eval_sets=eval_sets,
-                prepare_epoch=model.prepare_epoch, schedule=model.schedule)
+                prepare_epoch=model.prepare_epoch, schedule=model.schedule, top_k_fn=model.top_k_fn)

@@ -109,7 +109,7 @@ def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     out = {"best_epoch": info["epoch"]}
     for split in ("valid", "test"):
         out[split] = evaluate(task.score_fn, state, task.eval_sets[split], ks=ks,
-                              block_size=int(config.eval.batch_size))
+                              block_size=int(config.eval.batch_size), top_k_fn=task.top_k_fn)
     path = os.path.join(workdir, "eval.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
@@ -149,7 +149,8 @@ def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[i
     indptr, indices = dataset.interaction_csr(tuple(config.recommend.exclude_splits))
     state = best_score_state(task, params, info)
     items, scores = recommend_top_k(task.score_fn, state, users, indptr, indices, dataset.num_items,
-                                    int(config.recommend.k), block_size=int(config.eval.batch_size))
+                                    int(config.recommend.k), block_size=int(config.eval.batch_size),
+                                    top_k_fn=task.top_k_fn)
     path = os.path.join(workdir, "recommendations.csv")
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
