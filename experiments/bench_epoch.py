@@ -83,6 +83,20 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
             "mmrec_seconds": MMREC_SECONDS.get((spec.partition(":")[0], dataset.name))}
 
 
+def emit_benchmark(name: str, invocation: str, args: argparse.Namespace, **payload) -> None:
+    """Prints (and with args.out writes) a benchmark's JSON: its exact command (`invocation` then the
+    parsed flags), commit and machine first."""
+    result = {"benchmark": name, "command": " ".join(
+        [invocation] + [f"--{k}={v}" for k, v in vars(args).items() if v is not None]),
+        "commit": git_commit(), "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+        "cpu_count": os.cpu_count(), **payload}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=BABY, help="MMRec directory; 'synthetic' for the built-in data")
@@ -96,15 +110,7 @@ def main() -> None:
     for run in runs:
         run["epoch_ratio_to_first"] = round(run["seconds_per_epoch"] / first["seconds_per_epoch"], 3)
         run["eval_ratio_to_first"] = round(run["seconds_per_eval"] / first["seconds_per_eval"], 3)
-    result = {"benchmark": "epoch_and_eval_seconds", "command": "python " + " ".join(
-        [os.path.relpath(__file__, ROOT)] + [f"--{k}={v}" for k, v in vars(args).items() if v is not None]),
-        "commit": git_commit(), "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
-        "cpu_count": os.cpu_count(), "runs": runs}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_benchmark("epoch_and_eval_seconds", "python experiments/bench_epoch.py", args, runs=runs)
 
 
 if __name__ == "__main__":

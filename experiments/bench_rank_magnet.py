@@ -6,7 +6,7 @@ trained with), with bound pruning at each --candidates (0 = score every item), a
 same data; it checks every setting gives the same metrics and reports the share of user blocks whose
 bounds certified the top k (the others were scored in full).
 
-  python experiments/bench_rank_magnet.py --runs runs/ablate/magnet_ablation_tiktok/MAGNET_seed999 \\
+  python -m experiments.bench_rank_magnet --runs runs/ablate/magnet_ablation_tiktok/MAGNET_seed999 \\
       --candidates 0,96,128 --out experiments/results/bench_rank_magnet_tiktok.json
 """
 
@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.bench_epoch import emit_benchmark
 from mmjax.config_files import load_config_file
 from mmjax.eval import evaluate
 from mmjax.eval.pruning import candidate_top_k
@@ -28,7 +29,7 @@ from mmjax.models import magnet
 from mmjax.models.inputs import selected_modalities
 from mmjax.report import load_run_config
 from mmjax.train.loop import check_monitor
-from mmjax.train.train import best_score_state, git_commit, load_best, prepare
+from mmjax.train.train import best_score_state, load_best, prepare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,16 +111,8 @@ def main() -> None:
             print(json.dumps({"workdir": workdir, **setting}), flush=True)
         run.update(dataset=dataset.name, dataset_checksum=dataset.checksum, best_epoch=info["epoch"])
         results.append(run)
-    result = {"benchmark": "magnet_full_ranking_seconds", "command": "python " + " ".join(
-        [os.path.relpath(__file__, ROOT)] + [f"--{k}={v}" for k, v in vars(args).items() if v is not None]),
-        "commit": git_commit(), "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
-        "cpu_count": os.cpu_count(), "lightgcn": baseline, "runs": results}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-
+    emit_benchmark("magnet_full_ranking_seconds", "python -m experiments.bench_rank_magnet", args, lightgcn=baseline,
+                   runs=results)
 
 if __name__ == "__main__":
     main()
