@@ -458,9 +458,7 @@ def score_bounds(state: dict[str, Any], users: jax.Array, cfg: dict[str, Any]) -
     [users x items] product), padded for float rounding."""
     user, items = side_rows(state["users"], users), state["items"]
     scale = expert_scale(state["params"], cfg["dot_scale"])
-    cheap = user.base @ items.base.T
-    if not cfg["base_term"]:
-        cheap = jnp.zeros_like(cheap)
+    cheap = user.base @ items.base.T if cfg["base_term"] else jnp.zeros((users.shape[0], items.base.shape[0]))
     width = jnp.abs(scale) * state["user_bound"][users][:, None] * state["item_bound"][None]
     return padded_upper(cheap, width)
 
