@@ -20,6 +20,7 @@ def get_config():
     # view, scalar's larger vectors fitted tiktok's train pairs sooner and peaked lower (seed-999 valid Recall@20
     # .0991 against .1028; experiments/results/magnet_side_probes_tiktok.json)
     config.model.view_fusion = "mean"
+    config.model.content_view_weight = 0.5  # view_fusion=weighted: (1 - a) h_I + a h_C with a this share
     config.model.content_edge_weight = 1.0  # β: weight of the content item-item edges in view C
     config.model.content_img_weight = 0.5  # 'image' share of the content edges; other modalities share the rest
     config.model.feature_norm = "none"  # raw features (none) | l2 rows | standard columns, before projection

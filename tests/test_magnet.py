@@ -281,6 +281,25 @@ def test_side_view_adds_the_modality_side_into_the_scored_vectors():
             assert max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(grads["params"][name])) > 0
 
 
+def test_weighted_view_fusion_moves_from_view_i_to_view_c():
+    """view_fusion=weighted gives (1 - a) h_I + a h_C: view I alone at a = 0, view C alone at a = 1 and
+    the mean at a = 1/2."""
+    from mmjax.models import magnet
+    data = dataset()
+    model = build_model(magnet_config(side_view=False).model, data)
+    params = model.init(jax.random.PRNGKey(0))
+
+    def graph(**fusion):
+        module = magnet.magnet_module(magnet_config(side_view=False, **fusion).model, data, data.modalities)
+        return module.apply(params, model.consts, method=magnet.MAGNET.encode).graph
+
+    only_i, only_c, mean = graph(views="interaction"), graph(views="content"), graph(view_fusion="mean")
+    assert float(jnp.abs(only_i - only_c).max()) > 1e-4
+    for share, expected in ((0.0, only_i), (1.0, only_c), (0.5, mean), (0.8, 0.2 * only_i + 0.8 * only_c)):
+        np.testing.assert_allclose(graph(view_fusion="weighted", content_view_weight=share), expected,
+                                   rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("detach", [False, True])
 def test_detached_experts_send_no_gradient_into_the_encoder(detach):
     """With detach_experts the expert term (experts and router) has zero gradient with respect to the
@@ -319,6 +338,7 @@ def _batches(data):
     ({"expert_output": "behaviour_gate", "expert_dim": 16}, "model.expert_dim"),
     ({"align_weight": -0.1}, "model.align_weight"), ({"align_temperature": 0.0}, "model.align_temperature"),
     ({"rank_candidates": -1}, "model.rank_candidates"),
+    ({"view_fusion": "weighted", "content_view_weight": 1.5}, "model.content_view_weight"),
 ])
 def test_bad_config_values_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):

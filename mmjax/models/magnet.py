@@ -43,7 +43,7 @@ from mmjax.train.losses import batch_sum, bpr_loss, info_nce, squared_norm_penal
 from mmjax.train.schedule import EntropyTriggeredRouting
 
 VIEWS = ("both", "interaction", "content")
-VIEW_FUSIONS = ("scalar", "sum", "mean", "gate")
+VIEW_FUSIONS = ("scalar", "sum", "mean", "weighted", "gate")
 EXPERT_KINDS = ("template", "vanilla")
 MOE_FUSIONS = ("router", "uniform", "concat_mlp", "none")
 SOURCE_NORMS = ("layernorm", "modalities", "none")
@@ -96,6 +96,7 @@ class MAGNET(nn.Module):
     n_mm_layers: int = 1
     views: str = "both"
     view_fusion: str = "scalar"
+    content_view_weight: float = 0.5
     experts: str = "template"
     moe_fusion: str = "router"
     router_rank: int = 16
@@ -159,8 +160,9 @@ class MAGNET(nn.Module):
             return interaction + nn.sigmoid(self.view_weight) * content
         if self.view_fusion == "sum":
             return interaction + content
-        if self.view_fusion == "mean":
-            return 0.5 * (interaction + content)
+        if self.view_fusion in ("mean", "weighted"):
+            share = 0.5 if self.view_fusion == "mean" else self.content_view_weight
+            return (1.0 - share) * interaction + share * content
         gate = nn.sigmoid(self.view_gate(jnp.concatenate([interaction, content], axis=-1)))
         return interaction + gate * content
 
@@ -388,11 +390,13 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     expert_dim = cfg.get("expert_dim")  # runs saved before expert_dim/expert_mlp existed use the spec's
     align_weight, align_temperature = cfg.get("align_weight", 0.0), cfg.get("align_temperature", 0.2)
     rank_candidates = cfg.get("rank_candidates", 0)
+    content_view_weight = cfg.get("content_view_weight", 0.5)
     checks = [
         ("n_layers", cfg.n_layers, cfg.n_layers >= 0, ">= 0"),
         ("n_mm_layers", cfg.n_mm_layers, cfg.n_mm_layers >= 0, ">= 0"),
         ("views", cfg.views, cfg.views in VIEWS, f"one of {VIEWS}"),
         ("view_fusion", cfg.view_fusion, cfg.view_fusion in VIEW_FUSIONS, f"one of {VIEW_FUSIONS}"),
+        ("content_view_weight", content_view_weight, 0.0 <= content_view_weight <= 1.0, "in [0, 1]"),
         ("experts", cfg.experts, cfg.experts in EXPERT_KINDS, f"one of {EXPERT_KINDS}"),
         ("moe_fusion", cfg.moe_fusion, cfg.moe_fusion in MOE_FUSIONS, f"one of {MOE_FUSIONS}"),
         ("source_norm", cfg.source_norm, cfg.source_norm in SOURCE_NORMS, f"one of {SOURCE_NORMS}"),
@@ -476,7 +480,8 @@ def magnet_module(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
     """The MAGNET module a model config describes (fields added after a run was saved take the spec's)."""
     return MAGNET(num_users=dataset.num_users, num_items=dataset.num_items, modalities=modalities,
                   embed_dim=cfg.embed_dim, n_layers=cfg.n_layers, n_mm_layers=cfg.n_mm_layers, views=cfg.views,
-                  view_fusion=cfg.view_fusion, experts=cfg.experts, moe_fusion=cfg.moe_fusion,
+                  view_fusion=cfg.view_fusion, content_view_weight=float(cfg.get("content_view_weight", 0.5)),
+                  experts=cfg.experts, moe_fusion=cfg.moe_fusion,
                   router_rank=cfg.router_rank, router_hidden=cfg.router_hidden,
                   expert_scale_init=cfg.expert_scale_init, source_norm=cfg.source_norm,
                   source_scale_init=float(cfg.source_scale_init), modality_input=cfg.modality_input,
