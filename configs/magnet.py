@@ -98,8 +98,9 @@ def get_config():
     # [our choice] full ranking scores exactly only each user's this many best items by an upper bound
     # (<h_u, h_i> + |s| max_e‖z^e_u‖ max_e‖z^e_i‖, one [users x items] product); a block whose bounds do
     # not certify the top k scores every item (eval/pruning.py): exact either way.
-    # 0 = score every item. On tiktok 96 certifies all valid blocks of seeds 999 and 2024 (97.9 % of 2025's)
-    # and ranks them 1.7x faster than scoring every item (0.35 s against 0.58 s; 128: 0.47 s)
+    # 0 = score every item. On tiktok (3 layers) 96 certifies all valid blocks of seed 999 (95.7 % of 2024's
+    # and 2025's) and ranks them 1.5-2.2x faster than scoring every item (0.35-0.48 s against 0.65-0.76 s;
+    # 128: 0.41-0.53 s; experiments/results/bench_rank_magnet_tiktok.json)
     config.model.rank_candidates = 96
     # users per full-ranking block: each block forms ~30 [users x items] arrays (9 expert dot products,
     # router units, gates), which stay in cache at 32-64 users (256: 1.6x slower on tiktok)
