@@ -95,14 +95,19 @@ def summarise(variants: list[Variant], runs: dict[str, list[dict]]) -> list[dict
     return rows
 
 
-def reported_for(dataset: str) -> list[dict]:
-    """Reported figures on `dataset` from third_party/reported_results/*.json."""
+def reported_for(dataset: str, checksum: str | None = None) -> list[dict]:
+    """Reported figures on `dataset` from third_party/reported_results/*.json.
+
+    A row measured on one exact split names its `dataset_checksum`; given the runs' `checksum`, such a row is
+    kept only for that data, so a re-split or edited copy in a folder of the same name is not set beside it.
+    """
     folder = os.path.join(ROOT, "third_party", "reported_results")
     found = []
     for file_name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if file_name.endswith(".json"):
             with open(os.path.join(folder, file_name)) as f:
-                found += [row for row in json.load(f)["rows"] if row["dataset"] == dataset]
+                found += [row for row in json.load(f)["rows"] if row["dataset"] == dataset
+                          and (checksum is None or row.get("dataset_checksum", checksum) == checksum)]
     return found
 
 
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no finished runs under {folder}", file=sys.stderr)
         return 2
     rows = summarise([v for v in variants if runs[v[0]]], runs)
-    table = markdown_table(name, dataset, rows, reported_for(dataset))
+    checksum = next(run["dataset_checksum"] for label, _ in variants for run in runs[label])
+    table = markdown_table(name, dataset, rows, reported_for(dataset, checksum))
     if missing:
         table += "\nNot run yet: " + "; ".join(missing) + ".\n"
     with open(os.path.join(folder, "table.md"), "w") as f:

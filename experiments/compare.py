@@ -5,6 +5,7 @@ and their mean) and third_party/reported_results/*.json; prints a Markdown table
 experiments/results/compare_<dataset>.md.
 
   python -m experiments.compare --dataset tiktok
+  python -m experiments.compare --dataset tiktok_resplit1   # the <model>_tiktok_resplit1.json records
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from experiments.ablate import COLUMNS, reported_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISPLAY = {"bpr": "BPR-MF", "lightgcn": "LightGCN", "vbpr": "VBPR", "freedom": "FREEDOM", "mgcn": "MGCN",
-           "rlmultimodalrec": "RLMultimodalRec"}
-USES_MODALITIES = {"vbpr", "freedom", "mgcn", "rlmultimodalrec"}
+           "rlmultimodalrec": "RLMultimodalRec", "magnet": "MAGNET"}
+USES_MODALITIES = {"vbpr", "freedom", "mgcn", "rlmultimodalrec", "magnet"}
 
 
 def our_runs(dataset: str) -> dict[str, dict]:
@@ -34,7 +35,8 @@ def our_runs(dataset: str) -> dict[str, dict]:
 
 def table(dataset: str) -> str:
     runs = our_runs(dataset)
-    reported = {row["model"]: row for row in reported_for(dataset)}
+    checksum = next(iter(runs.values()))["runs"][0]["dataset_checksum"] if runs else None
+    reported = {row["model"]: row for row in reported_for(dataset, checksum)}
     baseline = runs.get("lightgcn", {}).get("mean", {}).get("test")
     lines = [f"# Models on `{dataset}`", "",
              "Test metrics at the best-valid epoch; ours are the mean over the seeds listed (per seed in the JSON).",

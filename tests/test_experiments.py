@@ -69,6 +69,10 @@ def test_reported_results_rows_are_well_formed():
     assert {row["model"] for row in rows} >= {"LightGCN", "FREEDOM", "VBPR", "BPR-MF"}
     for row in rows:
         assert row["source"] and 0 < row["metrics"]["recall@20"] < 1
+    split = next(row["dataset_checksum"] for row in rows if "dataset_checksum" in row)
+    on_our_split = ablate.reported_for("tiktok", split)
+    assert {row["model"] for row in on_our_split} >= {"LightGCN", "FREEDOM", "VBPR", "BPR-MF"}
+    assert ablate.reported_for("tiktok", "checksum of a re-split") == []  # MMRec ran on the original split only
 
 
 def test_report_draws_the_gate_distribution(tmp_path):
