@@ -115,6 +115,17 @@ def test_finished_run_restarted_changes_nothing(tmp_path):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def test_run_resumed_at_another_commit_says_which_commit_trained_which_epochs(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "git_commit", lambda: "aaaa")
+    first = train_and_evaluate(small_config(num_epochs=2), str(tmp_path))
+    assert first["commit"] == "aaaa" and first["trained_at"] == [{"commit": "aaaa", "epochs": [0, 1]}]
+    monkeypatch.setattr(train_module, "git_commit", lambda: "bbbb")
+    reopened = train_and_evaluate(small_config(num_epochs=2), str(tmp_path))  # finished: trains nothing
+    assert reopened["commit"] == "bbbb" and reopened["trained_at"] == first["trained_at"]
+    extended = train_and_evaluate(small_config(num_epochs=4), str(tmp_path))
+    assert extended["trained_at"] == [{"commit": "aaaa", "epochs": [0, 1]}, {"commit": "bbbb", "epochs": [2, 3]}]
+
+
 def test_non_finite_loss_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     real_task = graph_topk_task
 

@@ -170,6 +170,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     steps_per_epoch = trainer.steps_per_epoch
     state = trainer.initial_state(int(train_cfg.seed))
 
+    commit = (metadata or {}).get("commit")  # recorded per epoch: a resumed run may span checkouts
     checkpoints = RunCheckpoints(workdir)
     checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
     progress = RunProgress()
@@ -179,6 +180,10 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
         checkpoints.discard_best_after(progress.epochs_done)
         logger.info("resuming from %s/latest/%d: %d epochs done, best epoch %d", checkpoints.root,
                     progress.epochs_done, progress.epochs_done, progress.stopper.best_epoch)
+        trained_at = progress.records[-1].get("commit") if progress.records else None
+        if commit is not None and trained_at not in (None, commit):
+            logger.warning("the epochs so far were trained at commit %s, this checkout is %s; results.json "
+                           "lists each commit's epochs under trained_at", trained_at, commit)
     writer = report.RunWriter(workdir, progress.records, enabled=is_primary_host())
 
     score_state = jax.jit(task.score_state)
@@ -229,6 +234,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
                       "train_seconds": train_seconds, "eval_seconds": eval_seconds, "valid": valid, "best": improved}
             if schedule_info is not None:
                 record["schedule"] = schedule_info
+            if commit is not None:
+                record["commit"] = commit
             writer.epoch(record)
             progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
                                    best_test=best_test, records=progress.records + (record,))
@@ -267,7 +274,11 @@ def epoch_summary(parts: dict[str, float], schedule_info: dict[str, Any] | None)
 
 def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
               metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """The results record: metrics at the best-valid epoch and steady-state seconds per epoch."""
+    """The results record: metrics at the best-valid epoch and steady-state seconds per epoch.
+
+    `commit` (from `metadata`) is the checkout that wrote the record; `trained_at` lists which commit
+    trained which epochs, so a finished or resumed run reopened at a later commit keeps its provenance.
+    """
     train_seconds = [r["train_seconds"] for r in progress.records]
     eval_seconds = [r["eval_seconds"] for r in progress.records]
     # The first epoch includes compilation; time the steady state when there is one.
@@ -284,4 +295,17 @@ def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
         "first_epoch_seconds": train_seconds[0] if train_seconds else float("nan"),
         "seed": seed,
         **(metadata or {}),
+        **({"trained_at": trained_at} if (trained_at := commit_segments(progress.records)) else {}),
     }
+
+
+def commit_segments(records: tuple[dict, ...]) -> list[dict[str, Any]]:
+    """[{commit, epochs: [first, last]}, ...]: consecutive epochs trained at one commit, in order."""
+    segments: list[dict[str, Any]] = []
+    for record in records:
+        commit = record.get("commit", "unrecorded")
+        if segments and segments[-1]["commit"] == commit:
+            segments[-1]["epochs"][1] = record["epoch"]
+        else:
+            segments.append({"commit": commit, "epochs": [record["epoch"], record["epoch"]]})
+    return segments if any(s["commit"] != "unrecorded" for s in segments) else []
