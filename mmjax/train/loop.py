@@ -281,6 +281,7 @@ def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
     """
     train_seconds = [r["train_seconds"] for r in progress.records]
     eval_seconds = [r["eval_seconds"] for r in progress.records]
+    trained_at = commit_segments(progress.records)
     # The first epoch includes compilation; time the steady state when there is one.
     return {
         "model": task.model_name,
@@ -295,7 +296,7 @@ def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
         "first_epoch_seconds": train_seconds[0] if train_seconds else float("nan"),
         "seed": seed,
         **(metadata or {}),
-        **({"trained_at": trained_at} if (trained_at := commit_segments(progress.records)) else {}),
+        **({"trained_at": trained_at} if trained_at else {}),
     }
 
 
