@@ -5,12 +5,14 @@
   python -m mmjax.main --config=configs/lightgcn.py --workdir=runs/x --mode=recommend --users=0,5,7
 """
 
+import os
 import sys
+import traceback
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from mmjax.errors import MmjaxError
+from mmjax.errors import MmjaxError, describe_os_error
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model config file (a get_config() python file).",
@@ -23,9 +25,27 @@ flags.DEFINE_string("users", None, "recommend mode: comma-separated user ids, or
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def quiet_background_failures() -> None:
+    """Keeps Orbax's worker-thread noise off the terminal: a failed save (a full disk, say) surfaces in
+    its threads as unraisable exceptions before its error reaches main(), which reports it in one line.
+    Unraisable exceptions raised elsewhere are shown as usual."""
+    default_hook = sys.unraisablehook
+    background = (f"{os.sep}orbax{os.sep}", f"{os.sep}tensorstore{os.sep}", f"{os.sep}asyncio{os.sep}")
+
+    def hook(unraisable) -> None:
+        files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(unraisable.exc_traceback)]
+        code = getattr(unraisable.object, "cr_code", None)  # a coroutine of a cancelled write
+        files += [code.co_filename] if code is not None else []
+        if not any(part in name for name in files for part in background):
+            default_hook(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    quiet_background_failures()
     from mmjax.train import train  # imported late: jax starts after flag parsing
 
     try:
@@ -36,11 +56,20 @@ def main(argv):
         else:
             train.recommend(FLAGS.config, FLAGS.workdir, train.parse_users(FLAGS.users))
     except MmjaxError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(error), 2)
     except FloatingPointError as error:
-        logging.error("%s", error)
-        sys.exit(1)
+        fail(str(error), 1)
+    except Exception as error:  # noqa: BLE001 - file-system failures arrive wrapped by Orbax and tensorstore
+        failure = describe_os_error(error, FLAGS.workdir)
+        if failure is None:
+            raise
+        fail(*failure)
+
+
+def fail(message: str, status: int) -> None:
+    """The one-line error the CLI promises, and its exit status (2: bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

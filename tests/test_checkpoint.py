@@ -141,7 +141,8 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp
         return dataclasses.replace(task, epoch_batches=epoch_batches)
 
     monkeypatch.setitem(train_module.PROTOCOLS, "graph", poisoned_task)
-    with pytest.raises(loop.NonFiniteLossError, match=r"epoch 2, step 1 of \d+; kept the last good checkpoint"):
+    with pytest.raises(loop.NonFiniteTrainingError,
+                       match=r"loss nan at step 1 of \d+ at epoch 2; nothing of it was saved, kept the last good"):
         train_and_evaluate(small_config(num_epochs=5), str(tmp_path))
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()) == [1, 2]
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2

@@ -179,12 +179,26 @@ def load_features(files: dict[str, bytes]) -> dict[str, np.ndarray]:
         if bad_row is not None:
             raise DataError(f"{file_name} row {bad_row}: contains NaN or inf (or a value beyond float32); "
                             "features must be finite")
+        warn_uninformative(file_name, array)
         features[modality] = array
     rows = {name + FEATURE_SUFFIX: len(array) for name, array in features.items()}
     if len(set(rows.values())) > 1:
         raise DataError("feature files disagree on the number of rows (items): "
                         + ", ".join(f"{name} {count}" for name, count in rows.items()))
     return features
+
+
+def warn_uninformative(file_name: str, array: np.ndarray) -> None:
+    """Warns when a feature matrix cannot tell items apart (all zeros, or every row the same), and counts
+    all-zero rows: a model reading such a modality trains without a word otherwise."""
+    if not array.any():
+        logger.warning("%s: every value is 0; this modality tells the models nothing about the items", file_name)
+        return
+    if (array == array[0]).all():
+        logger.warning("%s: every row is the same; this modality cannot tell items apart", file_name)
+    zero_rows = int((~array.any(axis=1)).sum())
+    if zero_rows:
+        logger.info("%s: %d of %d rows are all zero", file_name, zero_rows, len(array))
 
 
 def load_category(data: bytes) -> np.ndarray:

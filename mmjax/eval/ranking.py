@@ -110,6 +110,26 @@ def metric_names(ks: Sequence[int]) -> tuple[str, ...]:
     return tuple(f"{metric}@{k}" for metric in METRICS for k in ks)
 
 
+class NonFiniteScoresError(FloatingPointError):
+    """A model scored candidate items NaN or inf: its parameters have diverged (or were corrupted)."""
+
+
+def non_finite_rows(top_scores: jax.Array, exclude: jax.Array, num_items: int) -> jax.Array:
+    """Bool [B]: rows whose top-k scores hold NaN or +inf, or -inf where an unmasked item should stand.
+
+    -inf marks masked items, which come last; a row has num_items minus its distinct masked items (padding
+    is any id outside [0, num_items)) candidates, so a -inf at a rank below that count is a diverged score.
+    """
+    ordered = jnp.sort(exclude, axis=1)
+    real = (ordered >= 0) & (ordered < num_items)
+    distinct = real & jnp.concatenate([jnp.ones_like(real[:, :1]), ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    candidates = num_items - distinct.sum(axis=1)
+    ranks = jnp.arange(top_scores.shape[1])
+    bad = jnp.isnan(top_scores) | jnp.isposinf(top_scores) | \
+        (jnp.isneginf(top_scores) & (ranks[None, :] < candidates[:, None]))
+    return bad.any(axis=1)
+
+
 def top_k_masked(scores: jax.Array, exclude: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     """(scores, ids) [B, k] of the best items per row after masking `exclude` (out-of-range ids are padding).
 
@@ -205,15 +225,18 @@ def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
 @functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "block_size", "num_items"))
 def _block_sums(score_state: Any, blocks: _DeviceBlocks, start: jax.Array, *, score_fn: ScoreFn,
                 top_k_fn: TopKFn | None, ks: tuple[int, ...], block_size: int, num_items: int) -> jax.Array:
-    """Sums over the users of one block of every metric, float32 [len(metric_names(ks))]."""
+    """Sums over the users of one block of every metric, then the number of its users with non-finite
+    scores (non_finite_rows): float32 [len(metric_names(ks)) + 1]."""
     def take(a: jax.Array) -> jax.Array:
         return jax.lax.dynamic_slice_in_dim(a, start, block_size)
 
-    _, top_items = ranked_top_k(score_fn, top_k_fn, score_state, take(blocks.users), take(blocks.exclude), max(ks),
-                                num_items)
+    exclude, num_positives = take(blocks.exclude), take(blocks.num_positives)
+    top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, take(blocks.users), exclude, max(ks),
+                                         num_items)
     hits = hit_matrix(top_items, take(blocks.ground_truth), num_items)
-    metrics = per_user_metrics(hits, take(blocks.num_positives), ks)
-    return jnp.stack([metrics[name].sum() for name in metric_names(ks)])
+    metrics = per_user_metrics(hits, num_positives, ks)
+    non_finite = (non_finite_rows(top_scores, exclude, num_items) & (num_positives > 0)).sum()
+    return jnp.stack([metrics[name].sum() for name in metric_names(ks)] + [non_finite.astype(jnp.float32)])
 
 
 def _check_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
@@ -232,6 +255,9 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
              block_size: int = 4096, top_k_fn: TopKFn | None = None) -> dict[str, float]:
     """Mean Recall/NDCG/Precision/MAP@k over the users of `eval_set`, ranking all items.
 
+    NonFiniteScoresError when any evaluated user's top items score NaN or inf (metrics of such scores
+    would be meaningless, and may even look good).
+
     `score_fn` (and `top_k_fn`, which finds the top k in its place when given) is a static argument of the
     jitted block function: pass the same function object every epoch so it compiles once; `score_state`
     is a pytree of arrays (e.g. final user and item vectors).
@@ -248,4 +274,7 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
         sums = list(pool.map(lambda start: jax.block_until_ready(block_sums(start)), starts))
     totals = np.sum(np.asarray(jax.device_get(sums), dtype=np.float64), axis=0)  # summed in block order
-    return {name: float(total / eval_set.num_users) for name, total in zip(metric_names(ks), totals)}
+    if totals[-1] > 0:
+        raise NonFiniteScoresError(f"{int(totals[-1])} of {eval_set.num_users} evaluated users have NaN or inf "
+                                   f"scores among their top {max(ks)} items")
+    return {name: float(total / eval_set.num_users) for name, total in zip(metric_names(ks), totals[:-1])}

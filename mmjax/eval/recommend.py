@@ -9,13 +9,14 @@ import jax
 import numpy as np
 
 from mmjax.errors import ConfigError, DataError
-from mmjax.eval.ranking import ScoreFn, TopKFn, padded_rows, ranked_top_k
+from mmjax.eval.ranking import NonFiniteScoresError, ScoreFn, TopKFn, non_finite_rows, padded_rows, ranked_top_k
 
 
 @functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "k", "num_items"))
 def _top_k_block(score_state: Any, users: jax.Array, exclude: jax.Array, *, score_fn: ScoreFn,
-                 top_k_fn: TopKFn | None, k: int, num_items: int) -> tuple[jax.Array, jax.Array]:
-    return ranked_top_k(score_fn, top_k_fn, score_state, users, exclude, k, num_items)
+                 top_k_fn: TopKFn | None, k: int, num_items: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    scores, ids = ranked_top_k(score_fn, top_k_fn, score_state, users, exclude, k, num_items)
+    return scores, ids, non_finite_rows(scores, exclude, num_items)
 
 
 def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, exclude_indptr: np.ndarray,
@@ -24,7 +25,7 @@ def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, excl
     """(items int32 [n, k], scores float32 [n, k]) for `users`, best first, ranking all items.
 
     A user's items in the exclude CSR are never recommended; where fewer than k items remain, the
-    missing slots hold item -1 and score -inf.
+    missing slots hold item -1 and score -inf. NonFiniteScoresError when a user's top items score NaN or inf.
     """
     users = np.asarray(users, dtype=np.int64)
     num_users = len(exclude_indptr) - 1
@@ -47,7 +48,12 @@ def recommend_top_k(score_fn: ScoreFn, score_state: Any, users: np.ndarray, excl
                             padded_exclude[start:start + block_size], score_fn=score_fn, top_k_fn=top_k_fn,
                             k=int(k), num_items=num_items)
                for start in range(0, len(padded_users), block_size)]
-    scores = np.concatenate([np.asarray(values) for values, _ in results])[:len(users)]
-    items = np.concatenate([np.asarray(ids) for _, ids in results])[:len(users)].astype(np.int32)
+    scores = np.concatenate([np.asarray(values) for values, _, _ in results])[:len(users)]
+    items = np.concatenate([np.asarray(ids) for _, ids, _ in results])[:len(users)].astype(np.int32)
+    non_finite = np.concatenate([np.asarray(bad) for _, _, bad in results])[:len(users)]
+    if non_finite.any():
+        raise NonFiniteScoresError(f"{int(non_finite.sum())} of {len(users)} users (first: user "
+                                   f"{users[np.argmax(non_finite)]}) have NaN or inf scores among their top {k} "
+                                   "items; the checkpoint's parameters have diverged")
     items[np.isneginf(scores)] = -1
     return items, scores

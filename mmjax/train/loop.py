@@ -22,19 +22,19 @@ import numpy as np
 import optax
 
 from mmjax.errors import ConfigError, check_fields
-from mmjax.eval import evaluate
+from mmjax.eval import NonFiniteScoresError, evaluate
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
 from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, replicate, shard_batches,
                                   unreplicate)
-from mmjax.train.state import RunProgress, TrainState
+from mmjax.train.state import RunProgress, TrainState, is_finite
 from mmjax.train.task import Task
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or inf loss; the run stops and keeps its last good checkpoint."""
+class NonFiniteTrainingError(FloatingPointError):
+    """An epoch produced a NaN or inf loss, parameters or scores; the run stops, saving nothing of it."""
 
 
 def learning_rate_schedule(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -162,22 +162,52 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
 
     `metadata` (dataset checksum, command, ...) is merged into results.json as it is.
     """
-    train_cfg, eval_cfg = config.train, config.eval
+    train_cfg = config.train
     validate_train_config(train_cfg)
-    ks, monitor = check_monitor(eval_cfg)
-    patience, checkpoint_every = int(train_cfg.patience), int(train_cfg.checkpoint_every)
+    _, monitor = check_monitor(config.eval)
     trainer = EpochTrainer.build(task, train_cfg)
-    steps_per_epoch = trainer.steps_per_epoch
     state = trainer.initial_state(int(train_cfg.seed))
 
     commit = (metadata or {}).get("commit")  # recorded per epoch: a resumed run may span checkouts
-    checkpoints = RunCheckpoints(workdir)
-    checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
+    with RunCheckpoints(workdir) as checkpoints:
+        checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
+        progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit)
+    results = summarise(task, progress, monitor, int(train_cfg.seed), metadata)
+    writer.results(results, config)
+    logger.info("best epoch %d | test recall@20 %.4f ndcg@20 %.4f | %.2f s per epoch",
+                progress.stopper.best_epoch, progress.best_test.get("recall@20", float("nan")),
+                progress.best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
+    return results
+
+
+def diverged(what: str, epoch: int, checkpoints: RunCheckpoints) -> NonFiniteTrainingError:
+    """The error for an epoch whose outcome is not finite, naming the checkpoint the workdir keeps."""
+    kept = checkpoints.latest_epochs_done()
+    return NonFiniteTrainingError(
+        f"{what} at epoch {epoch}; nothing of it was saved, " +
+        (f"kept the last good checkpoint {checkpoints.root}/latest/{kept} ({kept} epochs done)"
+         if kept is not None else "and no checkpoint was saved before it"))
+
+
+def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoints: RunCheckpoints,
+                 config: ml_collections.ConfigDict, workdir: str,
+                 commit: str | None) -> tuple[RunProgress, report.RunWriter]:
+    """Resumes from the newest intact checkpoint and trains until early stopping or num_epochs; returns the
+    progress and the writer of the workdir's records.
+
+    Every epoch's loss, updated parameters and valid scores must be finite before anything of it is
+    checkpointed; otherwise NonFiniteTrainingError.
+    """
+    train_cfg, eval_cfg = config.train, config.eval
+    ks, monitor = check_monitor(eval_cfg)
+    patience, checkpoint_every = int(train_cfg.patience), int(train_cfg.checkpoint_every)
+    steps_per_epoch = trainer.steps_per_epoch
     progress = RunProgress()
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state, progress = restored
         checkpoints.discard_best_after(progress.epochs_done)
+        checkpoints.check_best(state.params, progress.stopper.best_epoch)
         logger.info("resuming from %s/latest/%d: %d epochs done, best epoch %d", checkpoints.root,
                     progress.epochs_done, progress.epochs_done, progress.stopper.best_epoch)
         trained_at = progress.records[-1].get("commit") if progress.records else None
@@ -188,76 +218,69 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
 
     score_state = jax.jit(task.score_state)
 
-    def run_eval(params, schedule, split: str) -> dict[str, float]:
-        return evaluate(task.score_fn, score_state(params, task.consts, schedule), task.eval_sets[split], ks=ks,
-                        block_size=int(eval_cfg.batch_size), top_k_fn=task.top_k_fn)
+    def run_eval(params, schedule, split: str, epoch: int) -> dict[str, float]:
+        try:
+            return evaluate(task.score_fn, score_state(params, task.consts, schedule), task.eval_sets[split],
+                            ks=ks, block_size=int(eval_cfg.batch_size), top_k_fn=task.top_k_fn)
+        except NonFiniteScoresError as error:
+            raise diverged(f"the updated parameters score items non-finitely ({split}: {error})", epoch,
+                           checkpoints) from None
 
     replicated_state = replicate(state)
     logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs",
                 task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size,
                 jax.device_count(), train_cfg.num_epochs)
-    try:
-        while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
-            epoch = progress.epochs_done
-            # The params after this epoch are scored as they were trained: under this epoch's schedule.
-            epoch_schedule = unreplicate(replicated_state.schedule)
-            start = time.perf_counter()
-            new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
-            train_seconds = time.perf_counter() - start
-            bad_step = first_non_finite(losses)
-            if bad_step is not None:
-                kept = checkpoints.latest_epochs_done()
-                raise NonFiniteLossError(
-                    f"non-finite training loss {losses[bad_step]} at epoch {epoch}, step {bad_step} of "
-                    f"{steps_per_epoch}; " + (f"kept the last good checkpoint {checkpoints.root}/latest/{kept} "
-                                              f"({kept} epochs done)" if kept is not None else
-                                              "no checkpoint was saved before it"))
-            replicated_state = new_state
-            params = unreplicate(replicated_state.params)
-            start = time.perf_counter()
-            valid = run_eval(params, epoch_schedule, "valid")
-            eval_seconds = time.perf_counter() - start
-            schedule_info = None if task.schedule is None else {
-                "trained_with": task.schedule.to_host(epoch_schedule),
-                "next": task.schedule.to_host(unreplicate(replicated_state.schedule))}
-            count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
-            stopper = progress.stopper.update(valid[monitor], epoch, count_bad=count_bad)
-            improved = stopper.improved_at(epoch)
-            best_valid, best_test = progress.best_valid, progress.best_test
-            if improved:
-                best_valid, best_test = valid, run_eval(params, epoch_schedule, "test")
-                best_info = {"valid": best_valid, "test": best_test}
-                if schedule_info is not None:
-                    best_info["schedule"] = schedule_info["trained_with"]
-                checkpoints.save_best(epoch, params, best_info)
-            record = {"epoch": epoch, "loss": float(np.mean(losses)), "parts": parts,
-                      "train_seconds": train_seconds, "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+    while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
+        epoch = progress.epochs_done
+        # The params after this epoch are scored as they were trained: under this epoch's schedule.
+        epoch_schedule = unreplicate(replicated_state.schedule)
+        start = time.perf_counter()
+        new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
+        train_seconds = time.perf_counter() - start
+        bad_step = first_non_finite(losses)
+        if bad_step is not None:
+            raise diverged(f"non-finite training loss {losses[bad_step]} at step {bad_step} of {steps_per_epoch}",
+                           epoch, checkpoints)
+        replicated_state = new_state
+        params = unreplicate(replicated_state.params)
+        if not is_finite(params):  # a finite loss does not mean finite updated parameters
+            raise diverged("the loss was finite but the updated parameters hold NaN or inf", epoch, checkpoints)
+        start = time.perf_counter()
+        valid = run_eval(params, epoch_schedule, "valid", epoch)
+        eval_seconds = time.perf_counter() - start
+        schedule_info = None if task.schedule is None else {
+            "trained_with": task.schedule.to_host(epoch_schedule),
+            "next": task.schedule.to_host(unreplicate(replicated_state.schedule))}
+        count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
+        stopper = progress.stopper.update(valid[monitor], epoch, count_bad=count_bad)
+        improved = stopper.improved_at(epoch)
+        best_valid, best_test = progress.best_valid, progress.best_test
+        if improved:
+            best_valid, best_test = valid, run_eval(params, epoch_schedule, "test", epoch)
+            best_info = {"valid": best_valid, "test": best_test}
             if schedule_info is not None:
-                record["schedule"] = schedule_info
-            if commit is not None:
-                record["commit"] = commit
-            writer.epoch(record)
-            progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
-                                   best_test=best_test, records=progress.records + (record,))
-            logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s%s",
-                        epoch, record["loss"], valid.get("recall@20", float("nan")),
-                        valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "",
-                        epoch_summary(parts, schedule_info))
-            finished = progress.epochs_done == int(train_cfg.num_epochs) or stopper.should_stop(patience)
-            if finished or progress.epochs_done % checkpoint_every == 0:
-                checkpoints.save_latest(unreplicate(replicated_state), progress)
-            if stopper.should_stop(patience):
-                logger.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, monitor,
-                            stopper.bad_epochs)
-    finally:
-        checkpoints.wait()
-        checkpoints.close()
-    results = summarise(task, progress, monitor, int(train_cfg.seed), metadata)
-    writer.results(results, config)
-    logger.info("best epoch %d | test recall@20 %.4f ndcg@20 %.4f | %.2f s per epoch",
-                progress.stopper.best_epoch, progress.best_test.get("recall@20", float("nan")),
-                progress.best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
-    return results
+                best_info["schedule"] = schedule_info["trained_with"]
+            checkpoints.save_best(epoch, params, best_info)
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "parts": parts,
+                  "train_seconds": train_seconds, "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+        if schedule_info is not None:
+            record["schedule"] = schedule_info
+        if commit is not None:
+            record["commit"] = commit
+        writer.epoch(record)
+        progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
+                               best_test=best_test, records=progress.records + (record,))
+        logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s%s",
+                    epoch, record["loss"], valid.get("recall@20", float("nan")),
+                    valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "",
+                    epoch_summary(parts, schedule_info))
+        finished = progress.epochs_done == int(train_cfg.num_epochs) or stopper.should_stop(patience)
+        if finished or progress.epochs_done % checkpoint_every == 0:
+            checkpoints.save_latest(unreplicate(replicated_state), progress)
+        if stopper.should_stop(patience):
+            logger.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, monitor,
+                        stopper.bad_epochs)
+    return progress, writer
 
 
 def epoch_summary(parts: dict[str, float], schedule_info: dict[str, Any] | None) -> str:

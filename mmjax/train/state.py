@@ -7,8 +7,22 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import struct
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def is_finite(tree: Any) -> bool:
+    """Whether every float leaf of a pytree (params, a score state) is free of NaN and inf; one reduction
+    on device, one bool to the host."""
+    return bool(_all_finite(tree))
 
 
 @struct.dataclass

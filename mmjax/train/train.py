@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 from mmjax.data import InteractionDataset, load_mmrec_dir, make_synthetic
 from mmjax.errors import ConfigError, MmjaxError
 from mmjax.eval import evaluate, recommend_top_k
-from mmjax.train.checkpoint import RunCheckpoints
+from mmjax.train.checkpoint import EVALUATION_CHANGES, RunCheckpoints, run_identity
 from mmjax.train.loop import check_monitor, fit
 from mmjax.train.parallel import initialize_distributed
 from mmjax.train.schedule import EpochSchedule
@@ -83,13 +84,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[InteractionDataset, Task, Any, dict]:
-    """(dataset, task, best-valid params, their checkpoint info) of a trained workdir."""
-    dataset, task = prepare(config)
-    checkpoints = RunCheckpoints(workdir)
-    try:
+    """(dataset, task, best-valid params, their checkpoint info) of a trained workdir.
+
+    MmjaxError unless the workdir's checkpoints were trained with this config (fields in
+    EVALUATION_CHANGES aside) on this dataset: the workdir is read, never written, except that a corrupt
+    best checkpoint is moved aside.
+    """
+    with RunCheckpoints(workdir, read_only=True) as checkpoints:
+        dataset, task = prepare(config)
+        checkpoints.check_trained_with(run_identity(config.to_dict(), dataset.checksum, ignored=EVALUATION_CHANGES))
         params, info = checkpoints.restore_best(task.init_params(jax.random.PRNGKey(0)))
-    finally:
-        checkpoints.close()
     return dataset, task, params, info
 
 
@@ -119,20 +123,29 @@ def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     return out
 
 
+USER_ID = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only ('²' is a digit to str.isdigit), within int64
+
+
 def parse_users(spec: str | None) -> np.ndarray | None:
     """User ids from '--users': comma-separated ids, or a file of ids (comma or line separated); None = all."""
     if not spec:
         return None
     text, source = spec, "--users"
     if os.path.isfile(spec):
-        with open(spec) as f:
-            text, source = f.read(), spec
-    tokens = [t for t in text.replace("\n", ",").split(",") if t.strip()]
-    try:
-        return np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.strip().lstrip("-").isdigit())
-        raise MmjaxError(f"{source}: expected integer user ids separated by commas, got {bad.strip()!r}") from None
+        try:
+            with open(spec) as f:
+                text, source = f.read(), spec
+        except (OSError, UnicodeDecodeError) as error:
+            raise MmjaxError(f"--users {spec}: cannot read the file ({error})") from None
+    tokens = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
+    bad = next((t for t in tokens if not USER_ID.fullmatch(t)), None)
+    if bad is not None and source == "--users" and "," not in spec:
+        raise MmjaxError(f"--users {spec}: no such file, and not a comma-separated list of integer user ids")
+    if bad is not None:
+        raise MmjaxError(f"{source}: expected integer user ids separated by commas, got {bad[:40]!r}")
+    if not tokens:
+        raise MmjaxError(f"{source}: expected integer user ids separated by commas, got none")
+    return np.array([int(t) for t in tokens], dtype=np.int64)
 
 
 def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[int] | None = None) -> str:
@@ -159,6 +172,9 @@ def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[i
             for rank, (item, score) in enumerate(zip(user_items, user_scores), start=1):
                 if item >= 0:
                     writer.writerow([int(user), rank, int(item), f"{float(score):.6g}"])
-    logger.info("wrote the top %d items of %d users (best epoch %d) to %s", int(config.recommend.k),
-                len(users), info["epoch"], path)
+    k, short = int(config.recommend.k), int((items < 0).any(axis=1).sum())
+    logger.info("wrote %d rows, the top %d items of %d users (best epoch %d), to %s%s", int((items >= 0).sum()), k,
+                len(users), info["epoch"], path,
+                f"; {short} of them have fewer than {k} items outside their "
+                f"{'/'.join(config.recommend.exclude_splits)} interactions and get only those" if short else "")
     return path
