@@ -42,7 +42,7 @@ def main() -> None:
     try:  # the loader's own parsing and checks, so a malformed directory stops with its one-line error
         inter, features, category = list_files(source)
         data = inter.read_bytes()
-        users, _, labels, _ = parse_inter(inter.name, data)
+        users, _, labels, _, _ = parse_inter(inter.name, data)
         header, fields, _ = split_table(inter.name, data)
     except DataError as error:
         sys.exit(f"error: {error}")

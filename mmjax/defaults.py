@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.dir = config_dict.placeholder(str)  # None: the built-in synthetic dataset
     config.data.synthetic = ml_collections.ConfigDict(dict(
         num_users=1000, num_items=600, latent_dim=16, mean_interactions=20.0, num_categories=8,
-        modalities=dict(image=(64, 0.5), text=(32, 1.0)), popularity_skew=1.0, seed=0))
+        modalities=dict(image=(64, 0.5), text=(32, 1.0)), popularity_skew=1.0, seed=0, sequential=False))
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "lightgcn"
@@ -39,10 +39,43 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict()
     config.eval.ks = (5, 10, 20, 50)
-    config.eval.monitor = "recall@20"
+    config.eval.metrics = ("recall", "ndcg", "precision", "map")  # any of recall ndcg precision map hr mrr
+    config.eval.monitor = "recall@20"  # the metric of the selection view (valid) that picks the best epoch
+    config.eval.every = 1  # epochs between evaluations; patience counts evaluations
     config.eval.batch_size = 4096
 
     config.recommend = ml_collections.ConfigDict()
     config.recommend.k = 20  # items per user written by --mode=recommend
     config.recommend.exclude_splits = ("train", "valid", "test")  # a user's items never recommended back
+    return config
+
+
+def sequential_config() -> ml_collections.ConfigDict:
+    """Defaults of the sequential protocol (specs/sequential-protocol.md, RecBole's SASRec settings): next-item
+    prediction, leave-one-out, full ranking with history items not masked, model selection on valid NDCG@10."""
+    config = get_config()
+    config.task = "sequential"
+    config.data.synthetic.sequential = True  # time-ordered sequences with a planted next-item structure
+    model = config.model
+    model.embed_dim = 64  # hidden size
+    model.max_len = 50  # history window (RecBole's MAX_ITEM_LIST_LENGTH)
+    model.num_layers = 2
+    model.num_heads = 2
+    model.inner_size = 256
+    model.hidden_dropout = 0.5
+    model.attention_dropout = 0.5
+    model.layer_norm_eps = 1e-12
+    model.norm = "layernorm"
+    model.feature_norm = "none"
+    model.reg_weight = 0.0
+    config.train.batch_size = 1024
+    config.train.num_epochs = 100
+    config.train.patience = 10  # RecBole's stopping_step: evaluations without improvement
+    config.train.seed = 2020
+    config.eval.ks = (5, 10, 20, 50)
+    config.eval.metrics = ("hr", "recall", "ndcg", "mrr")
+    config.eval.monitor = "ndcg@10"
+    config.eval.batch_size = 2048
+    config.eval.mask_history = False  # RecBole masks nothing for sequential models [our choice: flag]
+    config.recommend.exclude_splits = ()  # next items may be repeats, as in evaluation
     return config

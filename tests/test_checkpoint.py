@@ -150,7 +150,11 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp
 
 def test_run_progress_json_round_trip():
     progress = RunProgress(epochs_done=3, stopper=EarlyStopping(best_value=0.5, best_epoch=1, bad_epochs=1),
-                           best_valid={"recall@20": 0.5}, best_test={"recall@20": 0.4},
+                           best={"valid": {"recall@20": 0.5}, "test": {"recall@20": 0.4}},
                            records=({"epoch": 0},))
     assert RunProgress.from_json(json.loads(json.dumps(progress.to_json()))) == progress
     assert RunProgress.from_json(json.loads(json.dumps(RunProgress().to_json()))) == RunProgress()
+    # a checkpoint written before evaluation views had names kept best_valid / best_test
+    legacy = {**progress.to_json(), "best_valid": {"recall@20": 0.5}, "best_test": {"recall@20": 0.4}}
+    del legacy["best"]
+    assert RunProgress.from_json(legacy) == progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -13,9 +14,9 @@ from mmjax.eval import EvalSet, build_eval_set, evaluate, hit_matrix, top_k_unma
 from mmjax.eval import ranking
 
 
-def table_scores(table, users):
+def table_scores(table, query):
     """score_fn over a dense [num_users, num_items] score table; module-level so jit caches it."""
-    return table[users]
+    return table[query["users"]]
 
 
 def reference_metrics(table: np.ndarray, truth: dict[int, set[int]], train: dict[int, set[int]],
@@ -181,9 +182,9 @@ def test_hit_matrix_paths_agree():
 def test_compiles_once_and_caches_device_arrays():
     traces = []
 
-    def counting_scores(table, users):
-        traces.append(users.shape)
-        return table[users]
+    def counting_scores(table, query):
+        traces.append(query["users"].shape)
+        return table[query["users"]]
 
     table, train, truth = random_problem(8, 10, 20, 3, 3, None)
     indptr, indices = csr(train, 10)
@@ -245,3 +246,86 @@ def test_score_shape_mismatch_is_reported():
     eval_set = build_eval_set(np.array([[0, 1]]), np.array([0, 0]), np.zeros(0, np.int32), 10)
     with pytest.raises(ConfigError, match="score_fn"):
         evaluate(table_scores, jnp.zeros((1, 12)), eval_set, ks=(5,))
+
+
+def reference_hr_mrr(table, truth, exclude_sets, ks, candidates=None):
+    """Brute force hr@k and mrr@k (first hit's reciprocal rank), candidates only when given."""
+    out: dict[str, list[float]] = {}
+    for user in sorted(truth):
+        scores = table[user].astype(np.float64)
+        scores[sorted(exclude_sets.get(user, set()))] = -np.inf
+        if candidates is not None:
+            scores[np.setdiff1d(np.arange(len(scores)), candidates)] = -np.inf
+        ranked = np.argsort(-scores, kind="stable")[:max(ks)]
+        first = next((r + 1 for r, item in enumerate(ranked) if item in truth[user]), None)
+        for k in ks:
+            out.setdefault(f"hr@{k}", []).append(float(first is not None and first <= k))
+            out.setdefault(f"mrr@{k}", []).append(1.0 / first if first is not None and first <= k else 0.0)
+    return {name: float(np.mean(v)) for name, v in out.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hr_and_mrr_match_brute_force(seed):
+    table, train, truth = random_problem(seed, 30, 40, 6, 3, None)
+    indptr, indices = csr(train, 30)
+    eval_set = build_eval_set(pairs_of(truth), indptr, indices, 40)
+    got = evaluate(table_scores, jnp.asarray(table), eval_set, ks=(1, 5, 10), metrics=("hr", "mrr"), block_size=7)
+    assert sorted(got) == sorted(reference_hr_mrr(table, truth, train, (1, 5, 10)))
+    for name, value in reference_hr_mrr(table, truth, train, (1, 5, 10)).items():
+        assert got[name] == pytest.approx(value, abs=1e-6), name
+    # with one target, hr == recall
+    single = {u: {min(items)} for u, items in truth.items()}
+    one = evaluate(table_scores, jnp.asarray(table), build_eval_set(pairs_of(single), indptr, indices, 40),
+                   ks=(5,), metrics=("hr", "recall"))
+    assert one["hr@5"] == pytest.approx(one["recall@5"])
+
+
+def test_candidates_restrict_the_ranking():
+    table, train, truth = random_problem(3, 20, 30, 4, 2, None)
+    indptr, indices = csr(train, 20)
+    candidates = np.arange(10, 30, dtype=np.int32)
+    truth = {u: {i for i in items if i >= 10} for u, items in truth.items()}
+    truth = {u: items for u, items in truth.items() if items}
+    full = build_eval_set(pairs_of(truth), indptr, indices, 30)
+    restricted = dataclasses.replace(full, candidates=candidates)
+    got = evaluate(table_scores, jnp.asarray(table), restricted, ks=(3, 8), metrics=("hr", "mrr"))
+    reference = reference_hr_mrr(table, truth, train, (3, 8), candidates)
+    for name, value in reference.items():
+        assert got[name] == pytest.approx(value, abs=1e-6), name
+    assert got != evaluate(table_scores, jnp.asarray(table), full, ks=(3, 8), metrics=("hr", "mrr"))
+    with pytest.raises(ConfigError, match="items to rank"):
+        evaluate(table_scores, jnp.asarray(table), dataclasses.replace(full, candidates=np.arange(5)), ks=(6,))
+
+
+def history_scores(table, query):
+    """Scores read from per-query inputs: each query's row of the table is its 'history' id, not its user."""
+    return table[query["history"][:, 0]]
+
+
+def test_per_query_inputs_reach_the_scorer():
+    table = np.random.default_rng(0).normal(size=(6, 12)).astype(np.float32)
+    users = np.array([0, 0, 1], np.int32)  # one user may have several queries
+    history = np.array([[4], [5], [2]], np.int32)
+    truth = np.array([[int(np.argmax(table[4]))], [int(np.argmax(table[5]))], [int(np.argmax(table[2]))]], np.int32)
+    view = EvalSet(users=users, ground_truth=truth, exclude=np.full((3, 1), 12, np.int32), num_items=12,
+                   inputs={"history": history})
+    got = evaluate(history_scores, jnp.asarray(table), view, ks=(1,), metrics=("hr",), block_size=2)
+    assert got["hr@1"] == 1.0
+    with pytest.raises(DataError, match="inputs"):
+        EvalSet(users=users, ground_truth=truth, exclude=np.full((3, 1), 12, np.int32), num_items=12,
+                inputs={"history": history[:2]})
+
+
+def test_unknown_metric_and_monitor_are_config_errors():
+    import ml_collections
+    from mmjax.train.loop import eval_spec
+    table, train, truth = random_problem(0, 5, 10, 2, 2, None)
+    indptr, indices = csr(train, 5)
+    with pytest.raises(ConfigError, match="eval.metrics"):
+        evaluate(table_scores, jnp.asarray(table), build_eval_set(pairs_of(truth), indptr, indices, 10),
+                 ks=(2,), metrics=("auc",))
+    base = dict(ks=(5, 10), metrics=("hr", "ndcg"), monitor="ndcg@10", every=1, batch_size=8)
+    assert eval_spec(ml_collections.ConfigDict(base)).headline() == ("ndcg@10", "hr@10")
+    for bad in ({"monitor": "recall@10"}, {"monitor": "ndcg@20"}, {"monitor": "ndcg"}, {"every": 0}):
+        with pytest.raises(ConfigError):
+            eval_spec(ml_collections.ConfigDict({**base, **bad}))

@@ -238,8 +238,8 @@ def test_a_changed_config_is_still_refused_once_checkpoints_exist(runs, tmp_path
     assert closed  # the refused run shuts Orbax down (an open manager failed at interpreter exit)
 
 
-def score_all(state, users):
-    return state[users]
+def score_all(state, query):
+    return state[query["users"]]
 
 
 def test_evaluate_and_recommend_refuse_non_finite_scores():

@@ -16,7 +16,7 @@ from mmjax.graph import content_augmented_graph, dense_adjacency, user_item_grap
 from mmjax.models import build_model
 from mmjax.report import report
 from mmjax.nn.experts import balance_divergence, gated_mixture, normalised_entropy, role_templates, routing_gates
-from mmjax.train.schedule import EntropyTriggeredRouting
+from mmjax.models.magnet_schedule import EntropyTriggeredRouting
 from mmjax.train.train import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from mmjax.data.sequences import UserSequences
 from mmjax.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class InteractionDataset:
     item_category: np.ndarray | None = None
     checksum: str = ""
     source: str = ""
+    sequences: UserSequences | None = None  # every interaction in time order, repeats kept; None = no order
 
     def __post_init__(self) -> None:
         for field in ("num_users", "num_items"):
@@ -135,6 +137,10 @@ class InteractionDataset:
         object.__setattr__(self, "features", _as_features(self.features, self.num_items))
         if self.item_category is not None:
             object.__setattr__(self, "item_category", _as_category(self.item_category, self.num_items))
+        if self.sequences is not None and (self.sequences.num_users != self.num_users
+                                           or self.sequences.num_items != self.num_items):
+            raise DataError(f"dataset {self.name!r}: its sequences cover {self.sequences.num_users} users and "
+                            f"{self.sequences.num_items} items, the dataset {self.num_users} and {self.num_items}")
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -5,6 +5,12 @@ plus noise, a user's factor mixes one or two preferred centres. Users pick items
 from softmax(user . item / temperature + popularity log-weight), a Zipf-like popularity that is unrelated
 to the factors, so rare items are hard for ID-only models. Every modality is a noisy random projection of
 the item factors, so a model that reads the features can recover what IDs alone learn poorly.
+
+With `sequential=True` each user's history is a time-ordered sequence with repeats instead: each next
+item is, with probability FOLLOW_PROB, the successor of the previous one (items of a category form a
+random cycle, so the successor shares its category), else a fresh draw from the user's preferences. A
+model that reads the order can predict the successors; one that sees only the set of items cannot. The
+last item is the test target and the one before it the valid target (leave-one-out).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from mmjax.data.dataset import InteractionDataset, arrays_checksum, log_dataset_report
+from mmjax.data.mmrec import drop_duplicates
+from mmjax.data.sequences import UserSequences
 from mmjax.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ USER_SPREAD = 0.5  # std of a user's personal taste around the mix of preferred 
 SECOND_CATEGORY_PROB = 0.5  # share of users who prefer two categories
 BLOCK_USERS = 1024  # users per block when drawing items (bounds memory; fixed for determinism)
 VALID_SHARE, TEST_SHARE = 0.1, 0.1  # MMRec's per-user 8:1:1 split
+FOLLOW_PROB = 0.5  # sequential: chance that the next item is the previous item's successor
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -126,6 +135,43 @@ def split_per_user(rng: np.random.Generator, pairs: np.ndarray,
     return order, labels
 
 
+def successors(rng: np.random.Generator, category: np.ndarray) -> np.ndarray:
+    """int64 [I]: each item's successor, the next item of a random cycle through its category's items."""
+    successor = np.arange(len(category))
+    for c in np.unique(category):
+        members = rng.permutation(np.flatnonzero(category == c))
+        successor[members] = np.roll(members, -1)
+    return successor
+
+
+def draw_sequences(rng: np.random.Generator, users: np.ndarray, items: np.ndarray, popularity_log: np.ndarray,
+                   counts: np.ndarray, successor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr [U + 1], items [n]): counts[u] items per user in order; repeats allowed.
+
+    Step t's item is successor(item t-1) with probability FOLLOW_PROB (never at t = 0), else a draw from
+    softmax(user . item / temperature + popularity log-weight).
+    """
+    num_users, num_items = users.shape[0], items.shape[0]
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out = np.zeros(indptr[-1], dtype=np.int64)
+    item_t = (items.T / TEMPERATURE).astype(np.float32)
+    for start in range(0, num_users, BLOCK_USERS):
+        block = np.arange(start, min(start + BLOCK_USERS, num_users))
+        logits = users[block].astype(np.float32) @ item_t + popularity_log.astype(np.float32)
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        cdf = np.cumsum(probabilities, axis=1)
+        cdf /= cdf[:, -1:]
+        length = int(counts[block].max())
+        drawn = np.empty((len(block), length), dtype=np.int64)
+        for t in range(length):
+            fresh = np.minimum((cdf < rng.random(len(block))[:, None]).sum(axis=1), num_items - 1)
+            follow = rng.random(len(block)) < FOLLOW_PROB
+            drawn[:, t] = fresh if t == 0 else np.where(follow, successor[drawn[:, t - 1]], fresh)
+        taken = np.arange(length)[None, :] < counts[block, None]
+        out[indptr[block[0]]:indptr[block[-1] + 1]] = drawn[taken]
+    return indptr, out
+
+
 def modality_features(seed: int, name: str, items: np.ndarray, dim: int, noise: float) -> np.ndarray:
     """item factors @ a random projection + Gaussian noise; its own stream, so modalities vary alone."""
     rng = np.random.default_rng([seed, 1, zlib.crc32(name.encode())])
@@ -136,11 +182,12 @@ def modality_features(seed: int, name: str, items: np.ndarray, dim: int, noise: 
 def make_synthetic(num_users: int = 1000, num_items: int = 600, latent_dim: int = 16,
                    mean_interactions: float = 20.0, num_categories: int = 8,
                    modalities: Mapping[str, tuple[int, float]] = DEFAULT_MODALITIES,
-                   popularity_skew: float = 1.0, seed: int = 0) -> InteractionDataset:
+                   popularity_skew: float = 1.0, seed: int = 0, sequential: bool = False) -> InteractionDataset:
     """A deterministic (by seed) dataset with planted latent, category and popularity structure.
 
     Interactions depend only on the sizes, categories, skew and seed, not on `modalities`, so the
-    modalities' noise can be varied over the same interactions.
+    modalities' noise can be varied over the same interactions. `sequential`: time-ordered sequences with
+    a planted next-item structure and a leave-one-out split (see the module docstring).
     """
     num_users = _check_int("num_users", num_users, 1)
     num_items = _check_int("num_items", num_items, MIN_INTERACTIONS)
@@ -159,18 +206,35 @@ def make_synthetic(num_users: int = 1000, num_items: int = 600, latent_dim: int 
     users, items, category = latent_structure(rng, num_users, num_items, latent_dim, num_categories)
     popularity_log = -popularity_skew * np.log1p(rng.permutation(num_items))  # Zipf over a random item order
     counts = interaction_counts(rng, num_users, num_items, mean_interactions)
-    pairs = draw_items(rng, users, items, popularity_log, counts)
-    order, labels = split_per_user(rng, pairs, num_users)
-    pairs = pairs[order]
+    sequences = None
+    if sequential:
+        indptr, sequence_items = draw_sequences(rng, users, items, popularity_log, counts,
+                                                successors(rng, category))
+        seq_users = np.repeat(np.arange(num_users), counts)
+        position = np.arange(len(seq_users)) - indptr[seq_users]
+        labels = np.where(position == counts[seq_users] - 1, 2, np.where(position == counts[seq_users] - 2, 1, 0))
+        sequences = UserSequences(indptr=indptr, items=sequence_items, labels=labels, num_items=num_items,
+                                  order_column="generated")
+        keep = drop_duplicates(seq_users * num_items + sequence_items, labels)
+        pairs = np.stack([seq_users, sequence_items], axis=1).astype(np.int32)[keep]
+        labels = labels[keep]
+    else:
+        pairs = draw_items(rng, users, items, popularity_log, counts)
+        order, labels = split_per_user(rng, pairs, num_users)
+        pairs = pairs[order]
     splits = {split: pairs[labels == label] for label, split in enumerate(("train", "valid", "test"))}
     features = {name: modality_features(seed, name, items, dim, noise)
                 for name, (dim, noise) in sorted(modalities.items())}
     category = category.astype(np.int32)
+    sequence_arrays = [] if sequences is None else [("sequence_indptr", sequences.indptr),
+                                                    ("sequence_items", sequences.items)]
     checksum = arrays_checksum([("num_users", np.int64(num_users)), ("num_items", np.int64(num_items)),
-                                *splits.items(), *sorted(features.items()), ("item_category", category)])
+                                *splits.items(), *sorted(features.items()), ("item_category", category),
+                                *sequence_arrays])
     dataset = InteractionDataset(name="synthetic", num_users=num_users, num_items=num_items, **splits,
                                  features=features, item_category=category, checksum=checksum,
-                                 source=f"synthetic(seed={seed})")
+                                 source=f"synthetic(seed={seed}{', sequential' if sequential else ''})",
+                                 sequences=sequences)
     logger.info("generated %s in %.2f s", dataset.source, time.perf_counter() - start)
     log_dataset_report(dataset)
     return dataset

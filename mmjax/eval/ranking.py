@@ -1,9 +1,12 @@
-"""Full-ranking top-K evaluation (Recall, NDCG, Precision, MAP), equal to MMRec's evaluator.
+"""Full-ranking top-K evaluation shared by every protocol: MMRec's Recall, NDCG, Precision, MAP and RecBole's
+HR, MRR, at any k.
 
-Every evaluated user is scored against all items; the user's train items are masked with -inf, the
-top K = max(ks) items are taken with `lax.top_k` (ties go to the lower item id) and compared with the
-user's ground truth. Users are processed in fixed-size blocks by one jitted function per block that returns
-only metric sums, so one evaluation pass compiles once and moves a few floats back to the host.
+An evaluation view (EvalSet) holds row-aligned queries: the user ids plus whatever a protocol's scorer
+reads per query (a history window, say), each query's ground truth, the items to mask and, optionally, the
+candidate items (all others are never ranked). Every query is scored against all items; masked and
+non-candidate items get -inf, the top K = max(ks) items are taken with `lax.top_k` (ties go to the lower
+item id) and compared with the ground truth. Queries are processed in fixed-size blocks by one jitted
+function per block that returns only metric sums, so one pass compiles once and moves a few floats back.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import dataclasses
 import functools
 import os
 import weakref
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,25 +24,99 @@ import numpy as np
 
 from mmjax.errors import ConfigError, DataError
 
-METRICS = ("recall", "ndcg", "precision", "map")
 DEFAULT_KS = (5, 10, 20, 50)
 
-ScoreFn = Callable[[Any, jax.Array], jax.Array]
-"""score_fn(score_state, users int32 [B]) -> float scores [B, num_items]."""
+Query = Mapping[str, jax.Array]
+"""One block of queries: 'users' int32 [B] and the view's per-query inputs (e.g. 'history' [B, L])."""
 
-TopKFn = Callable[[Any, jax.Array, jax.Array, int], tuple[jax.Array, jax.Array]]
-"""top_k_fn(score_state, users [B], exclude [B, L], k) -> (scores, ids) [B, k]: the same as top_k_masked of
+ScoreFn = Callable[[Any, Query], jax.Array]
+"""score_fn(score_state, query) -> float scores [B, num_items]."""
+
+TopKFn = Callable[[Any, Query, jax.Array, int], tuple[jax.Array, jax.Array]]
+"""top_k_fn(score_state, query, exclude [B, L], k) -> (scores, ids) [B, k]: the same as top_k_masked of
 score_fn's scores, for models that find the top k without scoring every item (eval/pruning.py)."""
+
+
+class RankStats(NamedTuple):
+    """Per-query running sums over ranks 1..K that every metric reads (float32 [B, K] unless noted)."""
+
+    hits: jax.Array  # 1 where the item at that rank is in the ground truth
+    hit_count: jax.Array  # hits at ranks <= r
+    dcg: jax.Array  # binary-gain DCG at ranks <= r
+    average_precision: jax.Array  # sum of precision@r at the hits, ranks <= r
+    reciprocal_rank: jax.Array  # 1 / rank of the first hit at ranks <= r, 0 before it
+    ideal_dcg: jax.Array  # [K] DCG of a perfect ranking with r relevant items
+    positives: jax.Array  # [B] ground-truth size, at least 1
+
+
+def _recall(s: RankStats, k: int) -> jax.Array:
+    return s.hit_count[:, k - 1] / s.positives
+
+
+def _ndcg(s: RankStats, k: int) -> jax.Array:
+    return s.dcg[:, k - 1] / s.ideal_dcg[jnp.minimum(s.positives, k) - 1]
+
+
+def _precision(s: RankStats, k: int) -> jax.Array:
+    return s.hit_count[:, k - 1] / k
+
+
+def _map(s: RankStats, k: int) -> jax.Array:
+    return s.average_precision[:, k - 1] / jnp.minimum(s.positives, k)
+
+
+def _hit_ratio(s: RankStats, k: int) -> jax.Array:
+    return (s.hit_count[:, k - 1] > 0).astype(jnp.float32)
+
+
+def _mrr(s: RankStats, k: int) -> jax.Array:
+    return s.reciprocal_rank[:, k - 1]
+
+
+METRIC_FUNCTIONS: dict[str, Callable[[RankStats, int], jax.Array]] = {
+    "recall": _recall,  # hits@k / |ground truth|
+    "ndcg": _ndcg,  # binary gains, ideal DCG truncated at min(|ground truth|, k)
+    "precision": _precision,  # hits@k / k
+    "map": _map,  # MMRec's MAP, normalised by min(|ground truth|, k)
+    "hr": _hit_ratio,  # 1 if any ground-truth item is in the top k (RecBole's hit)
+    "mrr": _mrr,  # 1 / rank of the first ground-truth item within the top k, else 0
+}
+METRICS = ("recall", "ndcg", "precision", "map")  # the graph protocol's (MMRec's) default set
+
+
+def parse_metric(name: str) -> tuple[str, int] | None:
+    """('ndcg', 10) for 'ndcg@10'; None when `name` is not '<registered metric>@<positive int>'."""
+    metric, _, k = str(name).partition("@")
+    if metric not in METRIC_FUNCTIONS or not k.isascii() or not k.isdecimal() or int(k) < 1:
+        return None
+    return metric, int(k)
+
+
+def check_metrics(metrics: Sequence[str], field: str = "eval.metrics") -> tuple[str, ...]:
+    """The metric names as a tuple, in the given order; ConfigError for an unknown or repeated one."""
+    if isinstance(metrics, str) or len(metrics) == 0:
+        raise ConfigError(f"{field}: expected a non-empty sequence of metric names, got {metrics!r}")
+    unknown = [m for m in metrics if m not in METRIC_FUNCTIONS]
+    if unknown or len(set(metrics)) != len(metrics):
+        raise ConfigError(f"{field}: expected distinct names among {sorted(METRIC_FUNCTIONS)}, got {tuple(metrics)}")
+    return tuple(metrics)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: hash by identity, so device copies can be cached.
 class EvalSet:
-    """Host-side ground truth and masks for one split, built once."""
+    """One evaluation view, host side, built once: row r is one query.
 
-    users: np.ndarray  # int32 [n] evaluated users (sorted, unique)
-    ground_truth: np.ndarray  # int32 [n, G] ground-truth items per user, padded with -1
-    exclude: np.ndarray  # int32 [n, L] items to mask (the user's train items), padded with num_items; L >= 1
+    `inputs` are the protocol's per-query arrays (row-aligned with `users`) that score_fn receives beside
+    'users', e.g. 'history' [n, L] for a sequential model. `candidates` restricts the ranking to those items
+    (e.g. the cold items of the cold-start protocol); None ranks every item.
+    """
+
+    users: np.ndarray  # int32 [n] the user of each query
+    ground_truth: np.ndarray  # int32 [n, G] ground-truth items per query, padded with -1
+    exclude: np.ndarray  # int32 [n, L] items to mask (e.g. the user's train items), padded with num_items; L >= 1
     num_items: int
+    inputs: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    candidates: np.ndarray | None = None  # int32 [c] item ids that may be ranked
 
     def __post_init__(self) -> None:
         n = self.users.shape[0]
@@ -48,11 +125,25 @@ class EvalSet:
         if self.ground_truth.shape[0] != n or self.exclude.shape[0] != n:
             raise DataError(f"EvalSet: {n} users but ground_truth has {self.ground_truth.shape[0]} rows and "
                             f"exclude {self.exclude.shape[0]}")
+        for name, array in self.inputs.items():
+            if name == "users" or np.shape(array)[:1] != (n,):
+                raise DataError(f"EvalSet inputs[{name!r}]: expected a per-query array with {n} rows (and not "
+                                f"named 'users'), got shape {np.shape(array)}")
+        if self.candidates is not None:
+            candidates = np.asarray(self.candidates)
+            if candidates.ndim != 1 or len(candidates) == 0 or candidates.min() < 0 or \
+                    candidates.max() >= self.num_items:
+                raise DataError(f"EvalSet candidates: expected a non-empty list of item ids in [0, {self.num_items})")
 
     @property
     def num_users(self) -> int:
-        """Number of evaluated users."""
+        """Number of queries (one per evaluated user in the graph protocol)."""
         return int(self.users.shape[0])
+
+    @property
+    def num_candidates(self) -> int:
+        """How many items can be ranked before masking."""
+        return self.num_items if self.candidates is None else int(len(np.unique(self.candidates)))
 
 
 def padded_rows(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray, width: int,
@@ -105,25 +196,31 @@ def build_eval_set(pairs: np.ndarray, exclude_indptr: np.ndarray, exclude_indice
                    num_items=int(num_items))
 
 
-def metric_names(ks: Sequence[int]) -> tuple[str, ...]:
+def metric_names(ks: Sequence[int], metrics: Sequence[str] = METRICS) -> tuple[str, ...]:
     """Output keys in the order `per_user_metrics` produces them: 'recall@5', ..., 'map@50'."""
-    return tuple(f"{metric}@{k}" for metric in METRICS for k in ks)
+    return tuple(f"{metric}@{k}" for metric in metrics for k in ks)
 
 
 class NonFiniteScoresError(FloatingPointError):
     """A model scored candidate items NaN or inf: its parameters have diverged (or were corrupted)."""
 
 
-def non_finite_rows(top_scores: jax.Array, exclude: jax.Array, num_items: int) -> jax.Array:
+def non_finite_rows(top_scores: jax.Array, exclude: jax.Array, num_items: int,
+                    candidate_mask: jax.Array | None = None) -> jax.Array:
     """Bool [B]: rows whose top-k scores hold NaN or +inf, or -inf where an unmasked item should stand.
 
-    -inf marks masked items, which come last; a row has num_items minus its distinct masked items (padding
-    is any id outside [0, num_items)) candidates, so a -inf at a rank below that count is a diverged score.
+    -inf marks masked (and non-candidate) items, which come last; a row has its candidates (all items, or
+    those of `candidate_mask` [num_items]) minus its distinct masked candidates (padding is any id outside
+    [0, num_items)) to rank, so a -inf at a rank below that count is a diverged score.
     """
     ordered = jnp.sort(exclude, axis=1)
     real = (ordered >= 0) & (ordered < num_items)
     distinct = real & jnp.concatenate([jnp.ones_like(real[:, :1]), ordered[:, 1:] != ordered[:, :-1]], axis=1)
-    candidates = num_items - distinct.sum(axis=1)
+    if candidate_mask is None:
+        candidates = num_items - distinct.sum(axis=1)
+    else:
+        masked = distinct & candidate_mask[jnp.clip(ordered, 0, num_items - 1)]
+        candidates = candidate_mask.sum() - masked.sum(axis=1)
     ranks = jnp.arange(top_scores.shape[1])
     bad = jnp.isnan(top_scores) | jnp.isposinf(top_scores) | \
         (jnp.isneginf(top_scores) & (ranks[None, :] < candidates[:, None]))
@@ -145,15 +242,23 @@ def top_k_unmasked(scores: jax.Array, exclude: jax.Array, k: int) -> jax.Array:
     return top_k_masked(scores, exclude, k)[1]
 
 
-def ranked_top_k(score_fn: ScoreFn, top_k_fn: TopKFn | None, score_state: Any, users: jax.Array,
-                 exclude: jax.Array, k: int, num_items: int) -> tuple[jax.Array, jax.Array]:
-    """(scores, ids) [B, k] of each user's best unmasked items: top_k_fn's when the model has one, else
-    top_k_masked of score_fn's scores."""
+def ranked_top_k(score_fn: ScoreFn, top_k_fn: TopKFn | None, score_state: Any, query: Query,
+                 exclude: jax.Array, k: int, num_items: int,
+                 candidate_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """(scores, ids) [B, k] of each query's best unmasked candidate items: top_k_fn's when the model has one,
+    else top_k_masked of score_fn's scores (non-candidates, where `candidate_mask` [num_items] is given,
+    score -inf)."""
     if top_k_fn is not None:
-        return top_k_fn(score_state, users, exclude, k)
-    scores = score_fn(score_state, users)
-    if scores.shape != (users.shape[0], num_items):
-        raise ConfigError(f"score_fn: expected scores of shape {(users.shape[0], num_items)}, got {scores.shape}")
+        if candidate_mask is not None:
+            raise ConfigError("eval: a model that finds its top k without scoring every item (top_k_fn) cannot "
+                              "rank a view restricted to candidate items")
+        return top_k_fn(score_state, query, exclude, k)
+    scores = score_fn(score_state, query)
+    rows = query["users"].shape[0]
+    if scores.shape != (rows, num_items):
+        raise ConfigError(f"score_fn: expected scores of shape {(rows, num_items)}, got {scores.shape}")
+    if candidate_mask is not None:
+        scores = jnp.where(candidate_mask[None, :], scores, -jnp.inf)
     return top_k_masked(scores, exclude, k)
 
 
@@ -168,38 +273,39 @@ def hit_matrix(top_items: jax.Array, ground_truth: jax.Array, num_items: int) ->
     return jnp.take_along_axis(relevant, top_items, axis=1)
 
 
-def per_user_metrics(hits: jax.Array, num_positives: jax.Array, ks: Sequence[int]) -> dict[str, jax.Array]:
-    """Per-user metrics [B] for each k from hits [B, K >= max(ks)] and ground-truth sizes P [B].
-
-    MMRec's definitions: recall = hits@k / P, precision = hits@k / k, NDCG with binary gains and the ideal
-    DCG truncated at min(P, k), MAP normalised by min(P, k). Rows with P = 0 (padding) give 0.
-    """
+def rank_stats(hits: jax.Array, num_positives: jax.Array) -> RankStats:
+    """The running sums every metric reads, from hits [B, K] and ground-truth sizes P [B]."""
     hits = hits.astype(jnp.float32)
     ranks = jnp.arange(1, hits.shape[1] + 1, dtype=jnp.float32)
     discount = 1.0 / jnp.log2(ranks + 1.0)
     hit_count = jnp.cumsum(hits, axis=1)
-    dcg = jnp.cumsum(hits * discount, axis=1)
-    ideal_dcg = jnp.cumsum(discount)
-    average_precision = jnp.cumsum(hits * hit_count / ranks, axis=1)
-    positives = jnp.maximum(num_positives, 1)
-    out: dict[str, list[tuple[int, jax.Array]]] = {m: [] for m in METRICS}
-    for k in ks:
-        cutoff = jnp.minimum(positives, k)
-        out["recall"].append((k, hit_count[:, k - 1] / positives))
-        out["ndcg"].append((k, dcg[:, k - 1] / ideal_dcg[cutoff - 1]))
-        out["precision"].append((k, hit_count[:, k - 1] / k))
-        out["map"].append((k, average_precision[:, k - 1] / cutoff))
+    return RankStats(hits=hits, hit_count=hit_count, dcg=jnp.cumsum(hits * discount, axis=1),
+                     average_precision=jnp.cumsum(hits * hit_count / ranks, axis=1),
+                     reciprocal_rank=jax.lax.cummax(hits / ranks, axis=1), ideal_dcg=jnp.cumsum(discount),
+                     positives=jnp.maximum(num_positives, 1))
+
+
+def per_user_metrics(hits: jax.Array, num_positives: jax.Array, ks: Sequence[int],
+                     metrics: Sequence[str] = METRICS) -> dict[str, jax.Array]:
+    """Per-query values [B] of each metric at each k from hits [B, K >= max(ks)] and ground-truth sizes P [B].
+
+    Definitions in METRIC_FUNCTIONS (MMRec's for recall, ndcg, precision, map; RecBole's hr and mrr). Rows
+    with P = 0 (padding) give 0.
+    """
+    stats = rank_stats(hits, num_positives)
     valid = num_positives > 0
-    return {f"{m}@{k}": jnp.where(valid, value, 0.0) for m in METRICS for k, value in out[m]}
+    return {f"{m}@{k}": jnp.where(valid, METRIC_FUNCTIONS[m](stats, k), 0.0) for m in metrics for k in ks}
 
 
 class _DeviceBlocks(NamedTuple):
-    """An EvalSet on device, padded to whole blocks: padding rows have user 0 and no ground truth."""
+    """An EvalSet on device, padded to whole blocks: padding rows have user 0, zero inputs and no ground truth."""
 
     users: jax.Array  # int32 [blocks * B]
     ground_truth: jax.Array  # int32 [blocks * B, G]
     num_positives: jax.Array  # int32 [blocks * B]
     exclude: jax.Array  # int32 [blocks * B, L]
+    inputs: dict[str, jax.Array]  # [blocks * B, ...] each
+    candidate_mask: jax.Array | None  # bool [num_items], None = every item is a candidate
 
 
 _DEVICE_CACHE: weakref.WeakKeyDictionary[EvalSet, dict[int, _DeviceBlocks]] = weakref.WeakKeyDictionary()
@@ -218,25 +324,30 @@ def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
         per_set[block_size] = _DeviceBlocks(
             users=padded(eval_set.users, 0), ground_truth=padded(eval_set.ground_truth, -1),
             num_positives=padded((eval_set.ground_truth >= 0).sum(axis=1).astype(np.int32), 0),
-            exclude=padded(eval_set.exclude, eval_set.num_items))
+            exclude=padded(eval_set.exclude, eval_set.num_items),
+            inputs={name: padded(np.asarray(array), 0) for name, array in eval_set.inputs.items()},
+            candidate_mask=None if eval_set.candidates is None else
+            jnp.asarray(np.isin(np.arange(eval_set.num_items), eval_set.candidates)))
     return per_set[block_size]
 
 
-@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "block_size", "num_items"))
+@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "metrics", "block_size", "num_items"))
 def _block_sums(score_state: Any, blocks: _DeviceBlocks, start: jax.Array, *, score_fn: ScoreFn,
-                top_k_fn: TopKFn | None, ks: tuple[int, ...], block_size: int, num_items: int) -> jax.Array:
-    """Sums over the users of one block of every metric, then the number of its users with non-finite
-    scores (non_finite_rows): float32 [len(metric_names(ks)) + 1]."""
+                top_k_fn: TopKFn | None, ks: tuple[int, ...], metrics: tuple[str, ...], block_size: int,
+                num_items: int) -> jax.Array:
+    """Sums over the queries of one block of every metric, then the number of its queries with non-finite
+    scores (non_finite_rows): float32 [len(metric_names(ks, metrics)) + 1]."""
     def take(a: jax.Array) -> jax.Array:
         return jax.lax.dynamic_slice_in_dim(a, start, block_size)
 
     exclude, num_positives = take(blocks.exclude), take(blocks.num_positives)
-    top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, take(blocks.users), exclude, max(ks),
-                                         num_items)
+    query = {"users": take(blocks.users), **{name: take(a) for name, a in blocks.inputs.items()}}
+    top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, query, exclude, max(ks), num_items,
+                                         blocks.candidate_mask)
     hits = hit_matrix(top_items, take(blocks.ground_truth), num_items)
-    metrics = per_user_metrics(hits, num_positives, ks)
-    non_finite = (non_finite_rows(top_scores, exclude, num_items) & (num_positives > 0)).sum()
-    return jnp.stack([metrics[name].sum() for name in metric_names(ks)] + [non_finite.astype(jnp.float32)])
+    values = per_user_metrics(hits, num_positives, ks, metrics)
+    non_finite = (non_finite_rows(top_scores, exclude, num_items, blocks.candidate_mask) & (num_positives > 0)).sum()
+    return jnp.stack([values[name].sum() for name in metric_names(ks, metrics)] + [non_finite.astype(jnp.float32)])
 
 
 def _check_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
@@ -247,13 +358,14 @@ def _check_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
         raise ConfigError(f"eval.ks: expected a non-empty sequence of positive ints, got {ks!r}")
     checked = tuple(sorted({int(k) for k in ks}))
     if checked[-1] > num_items:
-        raise ConfigError(f"eval.ks: max(ks)={checked[-1]} exceeds the number of items ({num_items})")
+        raise ConfigError(f"eval.ks: max(ks)={checked[-1]} exceeds the number of items to rank ({num_items})")
     return checked
 
 
 def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequence[int] = DEFAULT_KS,
-             block_size: int = 4096, top_k_fn: TopKFn | None = None) -> dict[str, float]:
-    """Mean Recall/NDCG/Precision/MAP@k over the users of `eval_set`, ranking all items.
+             block_size: int = 4096, top_k_fn: TopKFn | None = None,
+             metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Mean of each metric@k over the queries of `eval_set`, ranking all (candidate) items.
 
     NonFiniteScoresError when any evaluated user's top items score NaN or inf (metrics of such scores
     would be meaningless, and may even look good).
@@ -262,13 +374,14 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
     jitted block function: pass the same function object every epoch so it compiles once; `score_state`
     is a pytree of arrays (e.g. final user and item vectors).
     """
-    ks = _check_ks(ks, eval_set.num_items)
+    ks = _check_ks(ks, eval_set.num_candidates)
+    metrics = check_metrics(metrics)
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ConfigError(f"eval.batch_size: expected a positive int, got {block_size!r}")
     block_size = min(int(block_size), eval_set.num_users)
     blocks = _device_blocks(eval_set, block_size)
     block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, top_k_fn=top_k_fn, ks=ks,
-                                   block_size=block_size, num_items=eval_set.num_items)
+                                   metrics=metrics, block_size=block_size, num_items=eval_set.num_items)
     starts = [np.int32(start) for start in range(0, eval_set.num_users, block_size)]
     # XLA's CPU top_k runs on one core; blocks run from a thread per core overlap it with the other work.
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
@@ -277,4 +390,4 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
     if totals[-1] > 0:
         raise NonFiniteScoresError(f"{int(totals[-1])} of {eval_set.num_users} evaluated users have NaN or inf "
                                    f"scores among their top {max(ks)} items")
-    return {name: float(total / eval_set.num_users) for name, total in zip(metric_names(ks), totals[:-1])}
+    return {name: float(total / eval_set.num_users) for name, total in zip(metric_names(ks, metrics), totals[:-1])}

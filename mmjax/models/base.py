@@ -110,3 +110,30 @@ def embedding_model(module: nn.Module, consts: Consts, reg_weight: float) -> Gra
 
     return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state,
                       consts=consts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceModel:
+    """A next-item model bound to one dataset (the sequential protocol, train/sequential.py).
+
+    init(rng) -> params.
+    loss(params, consts, batch, rng, axis_name) -> (scalar, parts): batch has 'history' int32 [B, L]
+      (left-padded windows of item ids shifted by one, 0 = padding), 'target' int32 [B] (dataset item ids)
+      and 'weights' [B]; reductions over the batch go through losses.batch_sum(..., axis_name).
+    score_state(params, consts) -> what score_fn reads (e.g. the item table, computed once per pass).
+    score_fn(state, query) -> [B, num_items] scores of every item as each query's next one; query holds
+      'users' and 'history' [B, L].
+    inspect(params, consts, history) -> named per-position / per-item arrays a report plots, or None.
+    """
+
+    init: Callable[[jax.Array], Params]
+    loss: LossFn
+    score_state: Callable[[Params, Consts], Any]
+    score_fn: Callable[[Any, Any], jax.Array]
+    consts: Consts
+    inspect: Callable[..., dict[str, jax.Array]] | None = None
+
+    def scoring_state(self, params: Params, consts: Consts, schedule: Any = None) -> Any:
+        """score_state under the trainer's uniform (params, consts, schedule) signature."""
+        del schedule
+        return self.score_state(params, consts)

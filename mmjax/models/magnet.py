@@ -12,7 +12,7 @@
 5. With side_view [our choice], h = graph vectors + MGCN's side view of the modality sources (an attention
    common part plus behaviour-gated specific parts, nn/gates.common_specific_side).
 Loss: BPR + λ_reg ½‖ego rows‖² / B + the routing regulariser whose weights follow the
-EntropyTriggeredRouting schedule (train/schedule.py), kept in TrainState, + align_weight x InfoNCE
+EntropyTriggeredRouting schedule (models/magnet_schedule.py), kept in TrainState, + align_weight x InfoNCE
 between the side view (or the mean modality source) and the graph vectors.
 """
 
@@ -40,7 +40,7 @@ from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balan
 from mmjax.nn.gates import common_specific_side
 from mmjax.nn.linear import TorchLinear
 from mmjax.train.losses import batch_sum, bpr_loss, info_nce, squared_norm_penalty
-from mmjax.train.schedule import EntropyTriggeredRouting
+from mmjax.models.magnet_schedule import EntropyTriggeredRouting
 
 VIEWS = ("both", "interaction", "content")
 VIEW_FUSIONS = ("scalar", "sum", "mean", "weighted", "gate")

@@ -1,4 +1,4 @@
-"""config.model.name -> the model file's build(cfg, dataset) -> GraphModel (imported on first use)."""
+"""config.model.name -> the model file's build(cfg, dataset) -> GraphModel or SequenceModel (imported on first use)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import ml_collections
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
-from mmjax.models.base import GraphModel
+from mmjax.models.base import GraphModel, SequenceModel
 
-# name -> module under mmjax.models defining build(cfg, dataset) -> GraphModel
+# name -> module under mmjax.models defining build(cfg, dataset) -> GraphModel | SequenceModel
 MODELS: dict[str, str] = {
     "bpr": "bpr",
     "lightgcn": "lightgcn",
@@ -19,10 +19,11 @@ MODELS: dict[str, str] = {
     "mgcn": "mgcn",
     "rlmultimodalrec": "rlmultimodalrec",
     "magnet": "magnet",
+    "sasrec": "sasrec",
 }
 
 
-def build_model(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+def build_model(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel | SequenceModel:
     """The model named by cfg.name, built for `dataset`; ConfigError listing the known names otherwise."""
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name: expected one of {sorted(MODELS)}, got {cfg.name!r}")

@@ -36,7 +36,7 @@ RESUMABLE_CHANGES = ("train.num_epochs", "train.patience", "train.checkpoint_eve
                      "eval.batch_size", "recommend")
 # ... and what eval / recommend may change besides: the cut-offs reported (the monitor, which chose the
 # best checkpoint, must stay).
-EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks",)
+EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks", "eval.metrics")
 
 
 class CorruptCheckpointError(Exception):
@@ -127,7 +127,17 @@ class _OrbaxWarningsOnly(logging.Filter):
 READ_ONLY_NOTICES = ("Given directory is read only", "CheckpointManagerOptions.read_only=True")
 
 
+class _OrbaxTaskFailures(logging.Filter):
+    """asyncio logs "Task exception was never retrieved" with a traceback when a failed Orbax write task is
+    garbage-collected (a full disk, say); that error reaches the caller, so drop asyncio's copy of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f"{os.sep}{package}{os.sep}" in message for package in ("orbax", "tensorstore"))
+
+
 logging.getLogger("absl").addFilter(_OrbaxWarningsOnly())
+logging.getLogger("asyncio").addFilter(_OrbaxTaskFailures())
 
 
 def _manager(directory: str, keep: int, items: tuple[str, str], read_only: bool) -> ocp.CheckpointManager:

@@ -1,4 +1,4 @@
-"""The shared trainer: pmapped whole-epoch scans, per-epoch evaluation, early stopping, checkpoints.
+"""The shared trainer: pmapped whole-epoch scans, evaluation of a task's views, early stopping, checkpoints.
 
 A run checkpoints its TrainState and RunProgress every `train.checkpoint_every` epochs (and at its last
 epoch); started again with the same workdir it resumes from the newest readable checkpoint and, as
@@ -22,12 +22,13 @@ import numpy as np
 import optax
 
 from mmjax.errors import ConfigError, check_fields
-from mmjax.eval import NonFiniteScoresError, evaluate
+from mmjax.eval import METRICS, NonFiniteScoresError, check_metrics, evaluate, parse_metric
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
 from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, replicate, shard_batches,
                                   unreplicate)
 from mmjax.train.state import RunProgress, TrainState, is_finite
+from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 
 logger = logging.getLogger(__name__)
@@ -101,15 +102,51 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
     check_fields(checks)
 
 
-def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
-    """(ks, monitor) from the eval config; ConfigError for a monitor that is not a computed metric."""
-    ks = tuple(int(k) for k in eval_cfg.ks)
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+    """What evaluation computes and how often: metrics at ks, the monitored one, every how many epochs."""
+
+    ks: tuple[int, ...]
+    metrics: tuple[str, ...]
+    monitor: str
+    every: int
+    batch_size: int
+
+    def headline(self) -> tuple[str, ...]:
+        """The monitor and the other metrics at its k (at most three names), for log lines."""
+        _, k = parse_metric(self.monitor)
+        return (self.monitor,) + tuple(f"{m}@{k}" for m in self.metrics if f"{m}@{k}" != self.monitor)[:2]
+
+    def due(self, epoch: int, num_epochs: int) -> bool:
+        """Whether `epoch` is evaluated: every `every` epochs and always at the last one."""
+        return (epoch + 1) % self.every == 0 or epoch + 1 == num_epochs
+
+
+def eval_spec(eval_cfg: ml_collections.ConfigDict) -> EvalSpec:
+    """The EvalSpec of the eval config; ConfigError for a monitor that is not a computed metric or a bad
+    eval.every."""
+    ks = tuple(sorted({int(k) for k in eval_cfg.ks}))
+    metrics = check_metrics(tuple(eval_cfg.get("metrics", METRICS)))
     monitor = str(eval_cfg.monitor)
-    if monitor.split("@")[0] not in ("recall", "ndcg", "precision", "map") or \
-            "@" not in monitor or int(monitor.split("@")[1]) not in ks:
-        raise ConfigError(f"eval.monitor: expected '<recall|ndcg|precision|map>@k' with k in eval.ks {ks}, "
-                          f"got {monitor!r}")
-    return ks, monitor
+    parsed = parse_metric(monitor)
+    if parsed is None or parsed[0] not in metrics or parsed[1] not in ks:
+        raise ConfigError(f"eval.monitor: expected '<metric>@k' with a metric in eval.metrics {metrics} and k in "
+                          f"eval.ks {ks}, got {monitor!r}")
+    every = eval_cfg.get("every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"eval.every: expected an int >= 1 (epochs between evaluations), got {every!r}")
+    return EvalSpec(ks=ks, metrics=metrics, monitor=monitor, every=every, batch_size=int(eval_cfg.batch_size))
+
+
+def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
+    """(ks, monitor) of the eval config (eval_spec's checks)."""
+    spec = eval_spec(eval_cfg)
+    return spec.ks, spec.monitor
+
+
+def format_metrics(view: str, metrics: dict[str, float], names: tuple[str, ...]) -> str:
+    """'valid ndcg@10 0.0612 recall@10 0.1130' for the names the view has."""
+    return view + "".join(f" {name} {metrics[name]:.4f}" for name in names if name in metrics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +201,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     """
     train_cfg = config.train
     validate_train_config(train_cfg)
-    _, monitor = check_monitor(config.eval)
+    spec = eval_spec(config.eval)
     trainer = EpochTrainer.build(task, train_cfg)
     state = trainer.initial_state(int(train_cfg.seed))
 
@@ -172,11 +209,11 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     with RunCheckpoints(workdir) as checkpoints:
         checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
         progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit)
-    results = summarise(task, progress, monitor, int(train_cfg.seed), metadata)
+    results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
     writer.results(results, config)
-    logger.info("best epoch %d | test recall@20 %.4f ndcg@20 %.4f | %.2f s per epoch",
-                progress.stopper.best_epoch, progress.best_test.get("recall@20", float("nan")),
-                progress.best_test.get("ndcg@20", float("nan")), results["seconds_per_epoch"])
+    logger.info("best epoch %d | %s | %.2f s per epoch", progress.stopper.best_epoch,
+                " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline())
+                           for view in task.report_views), results["seconds_per_epoch"])
     return results
 
 
@@ -195,12 +232,14 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
     """Resumes from the newest intact checkpoint and trains until early stopping or num_epochs; returns the
     progress and the writer of the workdir's records.
 
-    Every epoch's loss, updated parameters and valid scores must be finite before anything of it is
-    checkpointed; otherwise NonFiniteTrainingError.
+    The task's selection view is evaluated every eval.every epochs (and at the last); patience counts
+    those evaluations. Every epoch's loss, updated parameters and scores must be finite before anything
+    of it is checkpointed; otherwise NonFiniteTrainingError.
     """
-    train_cfg, eval_cfg = config.train, config.eval
-    ks, monitor = check_monitor(eval_cfg)
-    patience, checkpoint_every = int(train_cfg.patience), int(train_cfg.checkpoint_every)
+    train_cfg = config.train
+    spec = eval_spec(config.eval)
+    num_epochs, patience = int(train_cfg.num_epochs), int(train_cfg.patience)
+    checkpoint_every = int(train_cfg.checkpoint_every)
     steps_per_epoch = trainer.steps_per_epoch
     progress = RunProgress()
     restored = checkpoints.restore_latest(state)
@@ -218,19 +257,19 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
 
     score_state = jax.jit(task.score_state)
 
-    def run_eval(params, schedule, split: str, epoch: int) -> dict[str, float]:
+    def run_eval(state_to_score, view: str, epoch: int) -> dict[str, float]:
         try:
-            return evaluate(task.score_fn, score_state(params, task.consts, schedule), task.eval_sets[split],
-                            ks=ks, block_size=int(eval_cfg.batch_size), top_k_fn=task.top_k_fn)
+            return evaluate(task.score_fn, state_to_score, task.eval_sets[view], ks=spec.ks,
+                            block_size=spec.batch_size, top_k_fn=task.top_k_fn, metrics=spec.metrics)
         except NonFiniteScoresError as error:
-            raise diverged(f"the updated parameters score items non-finitely ({split}: {error})", epoch,
+            raise diverged(f"the updated parameters score items non-finitely ({view}: {error})", epoch,
                            checkpoints) from None
 
     replicated_state = replicate(state)
-    logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs",
-                task.model_name, task.dataset_name, steps_per_epoch, train_cfg.batch_size,
-                jax.device_count(), train_cfg.num_epochs)
-    while progress.epochs_done < int(train_cfg.num_epochs) and not progress.stopper.should_stop(patience):
+    logger.info("training %s on %s: %d steps per epoch, batch %d over %d device(s), up to %d epochs; %s "
+                "selects the model on %s every %d epoch(s)", task.model_name, task.dataset_name, steps_per_epoch,
+                train_cfg.batch_size, jax.device_count(), num_epochs, task.select_on, spec.monitor, spec.every)
+    while progress.epochs_done < num_epochs and not progress.stopper.should_stop(patience):
         epoch = progress.epochs_done
         # The params after this epoch are scored as they were trained: under this epoch's schedule.
         epoch_schedule = unreplicate(replicated_state.schedule)
@@ -245,53 +284,56 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         params = unreplicate(replicated_state.params)
         if not is_finite(params):  # a finite loss does not mean finite updated parameters
             raise diverged("the loss was finite but the updated parameters hold NaN or inf", epoch, checkpoints)
-        start = time.perf_counter()
-        valid = run_eval(params, epoch_schedule, "valid", epoch)
-        eval_seconds = time.perf_counter() - start
         schedule_info = None if task.schedule is None else {
             "trained_with": task.schedule.to_host(epoch_schedule),
             "next": task.schedule.to_host(unreplicate(replicated_state.schedule))}
-        count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
-        stopper = progress.stopper.update(valid[monitor], epoch, count_bad=count_bad)
-        improved = stopper.improved_at(epoch)
-        best_valid, best_test = progress.best_valid, progress.best_test
-        if improved:
-            best_valid, best_test = valid, run_eval(params, epoch_schedule, "test", epoch)
-            best_info = {"valid": best_valid, "test": best_test}
-            if schedule_info is not None:
-                best_info["schedule"] = schedule_info["trained_with"]
-            checkpoints.save_best(epoch, params, best_info)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "parts": parts,
-                  "train_seconds": train_seconds, "eval_seconds": eval_seconds, "valid": valid, "best": improved}
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "parts": parts, "train_seconds": train_seconds}
+        stopper, best, improved = progress.stopper, progress.best, False
+        if spec.due(epoch, num_epochs):
+            start = time.perf_counter()
+            state_to_score = score_state(params, task.consts, epoch_schedule)
+            selected = run_eval(state_to_score, task.select_on, epoch)
+            record["eval_seconds"] = time.perf_counter() - start
+            record[task.select_on] = selected
+            count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
+            stopper = progress.stopper.update(selected[spec.monitor], epoch, count_bad=count_bad)
+            improved = stopper.improved_at(epoch)
+            if improved:
+                best = {task.select_on: selected,
+                        **{view: run_eval(state_to_score, view, epoch) for view in task.report_views}}
+                best_info = dict(best)
+                if schedule_info is not None:
+                    best_info["schedule"] = schedule_info["trained_with"]
+                checkpoints.save_best(epoch, params, best_info)
+            record["best"] = improved
         if schedule_info is not None:
             record["schedule"] = schedule_info
         if commit is not None:
             record["commit"] = commit
         writer.epoch(record)
-        progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best_valid=best_valid,
-                               best_test=best_test, records=progress.records + (record,))
-        logger.info("epoch %4d | loss %.4f | valid recall@20 %.4f ndcg@20 %.4f | %.2fs train %.2fs eval%s%s",
-                    epoch, record["loss"], valid.get("recall@20", float("nan")),
-                    valid.get("ndcg@20", float("nan")), train_seconds, eval_seconds, " *" if improved else "",
-                    epoch_summary(parts, schedule_info))
-        finished = progress.epochs_done == int(train_cfg.num_epochs) or stopper.should_stop(patience)
+        progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best=best,
+                               records=progress.records + (record,))
+        logger.info("epoch %4d | loss %.4f | %s | %.2fs train%s%s%s", epoch, record["loss"],
+                    format_metrics(task.select_on, record.get(task.select_on, {}), spec.headline())
+                    if task.select_on in record else "not evaluated", train_seconds,
+                    f" {record['eval_seconds']:.2f}s eval" if "eval_seconds" in record else "",
+                    " *" if improved else "", epoch_summary(parts, task.schedule, schedule_info))
+        finished = progress.epochs_done == num_epochs or stopper.should_stop(patience)
         if finished or progress.epochs_done % checkpoint_every == 0:
             checkpoints.save_latest(unreplicate(replicated_state), progress)
         if stopper.should_stop(patience):
-            logger.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, monitor,
+            logger.info("early stop at epoch %d: no %s improvement for %d evaluations", epoch, spec.monitor,
                         stopper.bad_epochs)
     return progress, writer
 
 
-def epoch_summary(parts: dict[str, float], schedule_info: dict[str, Any] | None) -> str:
-    """' | part value ...' for the log line; with a schedule also its stage and ramp value this epoch."""
+def epoch_summary(parts: dict[str, float], schedule: EpochSchedule | None,
+                  schedule_info: dict[str, Any] | None) -> str:
+    """' | part value ...' for the log line; with a schedule also what the schedule says of this epoch."""
     text = "".join(f" {name} {value:.4g}" for name, value in parts.items())
-    if schedule_info is not None:
-        trained = schedule_info["trained_with"]
-        stage = 1 if trained.get("trigger_epoch", -1) < 0 else 2
-        text += f" | stage {stage} rho {trained.get('rho', 0.0):.2f}"
-        if schedule_info["next"].get("trigger_epoch", -1) >= 0 > trained.get("trigger_epoch", -1):
-            text += " (trigger fired)"
+    if schedule is not None and schedule_info is not None:
+        described = schedule.describe(schedule_info["trained_with"], schedule_info["next"])
+        text += f" | {described}" if described else ""
     return " |" + text if text else ""
 
 
@@ -303,7 +345,7 @@ def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
     trained which epochs, so a finished or resumed run reopened at a later commit keeps its provenance.
     """
     train_seconds = [r["train_seconds"] for r in progress.records]
-    eval_seconds = [r["eval_seconds"] for r in progress.records]
+    eval_seconds = [r["eval_seconds"] for r in progress.records if "eval_seconds" in r]
     trained_at = commit_segments(progress.records)
     # The first epoch includes compilation; time the steady state when there is one.
     return {
@@ -312,8 +354,8 @@ def summarise(task: Task, progress: RunProgress, monitor: str, seed: int,
         "best_epoch": progress.stopper.best_epoch,
         "epochs_run": progress.epochs_done,
         "monitor": monitor,
-        "valid": progress.best_valid,
-        "test": progress.best_test,
+        "selected_on": task.select_on,
+        **{view: progress.best.get(view, {}) for view in task.eval_sets},
         "seconds_per_epoch": float(np.median(train_seconds[1:] or train_seconds)),
         "seconds_per_eval": float(np.median(eval_seconds[1:] or eval_seconds)),
         "first_epoch_seconds": train_seconds[0] if train_seconds else float("nan"),

@@ -42,12 +42,13 @@ class RunWriter:
         with open(path, "w") as f:
             json.dump({**results, "config": config.to_dict()}, f, indent=2, default=str)
         plot_curves(self.records, str(results.get("monitor", "recall@20")),
-                    os.path.join(self.workdir, "curves.png"))
+                    os.path.join(self.workdir, "curves.png"), str(results.get("selected_on", "valid")))
         logger.info("wrote %s, %s and curves.png", path, self.metrics_path)
 
 
-def plot_curves(records: list[dict[str, Any]], monitor: str, path: str) -> None:
-    """Training loss and the monitored valid metric per epoch, best epoch marked."""
+def plot_curves(records: list[dict[str, Any]], monitor: str, path: str, view: str = "valid") -> None:
+    """Training loss per epoch and the monitored metric of the selection view at each evaluated epoch, best
+    epoch marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -56,12 +57,14 @@ def plot_curves(records: list[dict[str, Any]], monitor: str, path: str) -> None:
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
     ax_loss.plot(epochs, [r["loss"] for r in records])
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax_metric.plot(epochs, [r["valid"].get(monitor) for r in records])
+    evaluated = [r for r in records if view in r]
+    ax_metric.plot([r["epoch"] for r in evaluated], [r[view].get(monitor) for r in evaluated],
+                   marker="." if len(evaluated) < len(records) else None)
     best = [r["epoch"] for r in records if r.get("best")]
     if best:
         ax_metric.axvline(best[-1], color="grey", linestyle="--", label=f"best epoch {best[-1]}")
         ax_metric.legend()
-    ax_metric.set(xlabel="epoch", ylabel=f"valid {monitor}", title=f"valid {monitor}")
+    ax_metric.set(xlabel="epoch", ylabel=f"{view} {monitor}", title=f"{view} {monitor}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

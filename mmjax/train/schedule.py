@@ -3,12 +3,8 @@
 A schedule is a pytree of scalar arrays. The compiled epoch passes it to the loss at every step and, at
 the end of the epoch, updates it from the epoch's mean loss parts (on device, so nothing leaves the
 epoch scan). Being part of TrainState, it is saved and restored with the parameters, so a resumed run
-continues in the stage it was in.
-
-`EntropyTriggeredRouting` is MAGNET's two-stage routing regulariser schedule (specs/magnet.md §4):
-stage 1 rewards high per-pair routing entropy (coverage); once the entropy's EMA is high and flat (or
-at `max_trigger_epoch`) it fires, and the weight ρ ramps from 0 to 1 over `ramp_epochs` towards low
-per-pair entropy (specialisation), with sparse top-k routing once ρ reaches 1.
+continues in the stage it was in. The schedules themselves live beside the models that own them (e.g.
+MAGNET's in models/magnet_schedule.py); the trainer only knows this contract.
 """
 
 from __future__ import annotations
@@ -30,12 +26,15 @@ class EpochSchedule:
     init() -> the schedule of epoch 0.
     update(schedule, parts) -> the next epoch's schedule, from this epoch's mean loss parts; jittable.
     holds_early_stop(host) -> True while early stopping must not count bad epochs (host = to_host(s)).
+    describe(trained_with, next) -> a short text for the epoch's log line from the host schedule the epoch
+      trained with and the one the next epoch gets (e.g. 'stage 2 rho 0.40'); '' for nothing.
     to_host(schedule) -> JSON-safe dict, logged every epoch and stored with the best checkpoint.
     """
 
     init: Callable[[], Schedule]
     update: Callable[[Schedule, dict[str, jnp.ndarray]], Schedule]
     holds_early_stop: Callable[[dict[str, Any]], bool]
+    describe: Callable[[dict[str, Any], dict[str, Any]], str] = lambda trained_with, next_schedule: ""
 
     @staticmethod
     def to_host(schedule: Schedule) -> dict[str, float | int]:
@@ -49,87 +48,3 @@ class EpochSchedule:
         if missing:
             raise ConfigError(f"schedule: the checkpoint's schedule lacks {missing}")
         return {name: jnp.asarray(host[name], dtype=jnp.asarray(value).dtype) for name, value in template.items()}
-
-
-SCHEDULE_MODES = ("entropy", "coverage", "specialise", "fixed")
-
-
-@dataclasses.dataclass(frozen=True)
-class EntropyTriggeredRouting:
-    """Configuration of the two-stage routing schedule.
-
-    mode: 'entropy' (trigger on the entropy EMA, at max_trigger_epoch at the latest), 'coverage' (never
-      triggers), 'specialise' (ρ = 1 from epoch 0), 'fixed' (fires at max_trigger_epoch, no entropy test).
-    The trigger fires at the end of epoch t0 when EMA >= min_entropy and |ΔEMA| < tolerance for `window`
-    consecutive epochs; epoch t then trains with ρ = min(1, (t - t0) / ramp_epochs).
-    """
-
-    mode: str = "entropy"
-    ema_decay: float = 0.9
-    min_entropy: float = 0.8
-    tolerance: float = 0.01
-    window: int = 5
-    max_trigger_epoch: int = 50
-    ramp_epochs: int = 20
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("mode", self.mode in SCHEDULE_MODES, f"one of {SCHEDULE_MODES}"),
-            ("ema_decay", 0.0 <= self.ema_decay < 1.0, "in [0, 1)"),
-            ("min_entropy", 0.0 <= self.min_entropy <= 1.0, "in [0, 1]"),
-            ("tolerance", self.tolerance >= 0.0, ">= 0"),
-            ("window", self.window >= 1, ">= 1"),
-            ("max_trigger_epoch", self.max_trigger_epoch >= 1, ">= 1"),
-            ("ramp_epochs", self.ramp_epochs >= 0, ">= 0"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"model.schedule.{name}: expected {expected}, got {getattr(self, name)!r}")
-
-    def ramp(self, epoch: jnp.ndarray, trigger_epoch: jnp.ndarray) -> jnp.ndarray:
-        """ρ of `epoch` given the trigger epoch (-1 = not fired): 0 before, then linear to 1."""
-        if self.ramp_epochs == 0:
-            progress = jnp.ones((), jnp.float32)
-        else:
-            progress = (epoch - trigger_epoch).astype(jnp.float32) / self.ramp_epochs
-        return jnp.where(trigger_epoch >= 0, jnp.clip(progress, 0.0, 1.0), 0.0).astype(jnp.float32)
-
-    def init(self) -> Schedule:
-        # 'specialise' counts as fired before epoch 0, with ρ = 1 throughout.
-        specialise = self.mode == "specialise"
-        return {"epoch": jnp.zeros((), jnp.int32), "entropy_ema": jnp.asarray(-1.0, jnp.float32),
-                "stable_epochs": jnp.zeros((), jnp.int32),
-                "trigger_epoch": jnp.asarray(0 if specialise else -1, jnp.int32),
-                "rho": jnp.asarray(1.0 if specialise else 0.0, jnp.float32)}
-
-    def update(self, schedule: Schedule, parts: dict[str, jnp.ndarray]) -> Schedule:
-        """After epoch `schedule['epoch']`, whose mean normalised per-pair entropy is parts['entropy']."""
-        epoch = schedule["epoch"]
-        entropy = parts["entropy"].astype(jnp.float32)
-        previous = schedule["entropy_ema"]
-        first = previous < 0
-        ema = jnp.where(first, entropy, self.ema_decay * previous + (1.0 - self.ema_decay) * entropy)
-        flat = jnp.logical_and(~first, jnp.abs(ema - previous) < self.tolerance)
-        stable = jnp.where(flat, schedule["stable_epochs"] + 1, 0).astype(jnp.int32)
-        at_cap = epoch + 1 >= self.max_trigger_epoch
-        if self.mode == "entropy":
-            fire = jnp.logical_or(jnp.logical_and(ema >= self.min_entropy, stable >= self.window), at_cap)
-        elif self.mode == "fixed":
-            fire = at_cap
-        else:  # coverage never fires; specialise fired at init
-            fire = jnp.zeros((), bool)
-        not_fired = schedule["trigger_epoch"] < 0 if self.mode != "specialise" else jnp.zeros((), bool)
-        trigger = jnp.where(jnp.logical_and(not_fired, fire), epoch, schedule["trigger_epoch"]).astype(jnp.int32)
-        if self.mode == "specialise":
-            rho = jnp.ones((), jnp.float32)
-        else:
-            rho = self.ramp(epoch + 1, trigger)
-        return {"epoch": (epoch + 1).astype(jnp.int32), "entropy_ema": ema, "stable_epochs": stable,
-                "trigger_epoch": trigger, "rho": rho}
-
-    def holds_early_stop(self, host: dict[str, Any]) -> bool:
-        """Stage 1 of a schedule that will fire: patience starts counting only after the trigger."""
-        return self.mode in ("entropy", "fixed") and int(host["trigger_epoch"]) < 0
-
-    def as_epoch_schedule(self) -> EpochSchedule:
-        return EpochSchedule(init=self.init, update=self.update, holds_early_stop=self.holds_early_stop)

@@ -64,14 +64,13 @@ class EarlyStopping:
 class RunProgress:
     """What the loop knows besides TrainState: checkpointed with it, so a resumed run continues exactly.
 
-    `records` are the per-epoch metrics.jsonl records so far; `best_valid` / `best_test` are the metrics
-    at the best-valid epoch.
+    `records` are the per-epoch metrics.jsonl records so far; `best` maps each evaluation view (valid,
+    test, ...) to its metrics at the best epoch of the selection view.
     """
 
     epochs_done: int = 0
     stopper: EarlyStopping = EarlyStopping()
-    best_valid: dict[str, float] = dataclasses.field(default_factory=dict)
-    best_test: dict[str, float] = dataclasses.field(default_factory=dict)
+    best: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     records: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +79,7 @@ class RunProgress:
         return {"epochs_done": self.epochs_done,
                 "stopper": {"best_value": best_value if math.isfinite(best_value) else None,
                             "best_epoch": self.stopper.best_epoch, "bad_epochs": self.stopper.bad_epochs},
-                "best_valid": self.best_valid, "best_test": self.best_test, "records": list(self.records)}
+                "best": self.best, "records": list(self.records)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RunProgress":
@@ -89,5 +88,12 @@ class RunProgress:
         return cls(epochs_done=int(data["epochs_done"]),
                    stopper=EarlyStopping(best_value=best_value, best_epoch=int(stopper["best_epoch"]),
                                          bad_epochs=int(stopper["bad_epochs"])),
-                   best_valid=dict(data["best_valid"]), best_test=dict(data["best_test"]),
-                   records=tuple(data["records"]))
+                   best=best_views(data), records=tuple(data["records"]))
+
+
+def best_views(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The per-view best metrics of a saved RunProgress, also from checkpoints that kept only valid and test."""
+    if "best" in data:
+        return {view: dict(metrics) for view, metrics in data["best"].items()}
+    legacy = {"valid": data.get("best_valid") or {}, "test": data.get("best_test") or {}}
+    return {view: dict(metrics) for view, metrics in legacy.items() if metrics}

@@ -1,7 +1,8 @@
 """The seam between a protocol (graph top-K, sequential, cold-start) and the shared trainer.
 
-A protocol supplies batches, a loss and a scorer; the trainer owns the optimiser, the jitted epoch,
-evaluation, early stopping and reporting, so no protocol copies the loop.
+A protocol supplies batches, a loss, a scorer and its evaluation views; the trainer owns the optimiser,
+the pmapped epoch, evaluation, early stopping, checkpoints and reporting, so no protocol copies the loop.
+A protocol is one function (config, dataset) -> Task registered in train/train.py's PROTOCOLS.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from mmjax.eval import EvalSet, TopKFn
+from mmjax.errors import ConfigError
+from mmjax.eval import EvalSet, ScoreFn, TopKFn
 from mmjax.train.schedule import EpochSchedule
 
 Params = Any
@@ -32,10 +34,15 @@ class Task:
       (seed, epoch) so that a resumed run sees the batches an uninterrupted one would.
     score_state(params, consts, schedule) -> pytree that score_fn reads (e.g. final embeddings); jittable;
       `schedule` is the run's epoch schedule (None without one), as scoring may depend on its stage.
-    score_fn(state, users) -> scores [len(users), num_items]; the same function object every epoch.
-    top_k_fn(state, users, exclude, k) -> (scores, ids) [len(users), k], the top k of score_fn's scores
+    score_fn(state, query) -> scores [len(query['users']), num_items]: query holds 'users' and the view's
+      per-query inputs (eval.EvalSet.inputs, e.g. a history window); the same function object every epoch.
+    top_k_fn(state, query, exclude, k) -> (scores, ids) [B, k], the top k of score_fn's scores
       found without scoring every item; None: rank score_fn's scores.
-    eval_sets: 'valid' and 'test' ground truth with the items to mask.
+    eval_sets: the named evaluation views (eval.EvalSet): `select_on` (default 'valid') is evaluated every
+      eval.every epochs and selects the model; every other view ('test', and e.g. 'test_no_image') is
+      evaluated whenever the selected view improves, and reported at the best epoch.
+    recommend_inputs(users) -> the per-user inputs score_fn reads to recommend next items from everything
+      the user did (e.g. the window of the whole history); None: 'users' alone.
     prepare_epoch(consts, rng) -> the consts one epoch trains with (e.g. an edge-dropped graph); jittable,
       run at the start of every compiled epoch with an RNG split from the train state.
     schedule: the model's EpochSchedule, or None. With one, loss_fn also takes `schedule=` (the epoch's
@@ -48,12 +55,24 @@ class Task:
     loss_fn: Callable[[Params, Consts, Batch, jax.Array, str | None], tuple[jax.Array, dict[str, jax.Array]]]
     epoch_batches: Callable[[int], dict[str, np.ndarray]]
     score_state: Callable[[Params, Consts, Any], Any]
-    score_fn: Callable[[Any, jax.Array], jax.Array]
+    score_fn: ScoreFn
     consts: Consts
     eval_sets: Mapping[str, EvalSet]
     prepare_epoch: Callable[[Consts, jax.Array], Consts] = lambda consts, rng: consts
     schedule: EpochSchedule | None = None
     top_k_fn: TopKFn | None = None
+    select_on: str = "valid"
+    recommend_inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.select_on not in self.eval_sets and self.eval_sets:
+            raise ConfigError(f"task {self.model_name}: the selection view {self.select_on!r} is not among its "
+                              f"evaluation views {sorted(self.eval_sets)}")
+
+    @property
+    def report_views(self) -> tuple[str, ...]:
+        """The views evaluated at each new best epoch besides the selection view, in the task's order."""
+        return tuple(name for name in self.eval_sets if name != self.select_on)
 
     def initial_schedule(self) -> Any:
         """Epoch 0's schedule, or None for a model without one."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable
+
+import jax
 import ml_collections
 import numpy as np
 
@@ -24,6 +28,21 @@ def negative_candidates(dataset: InteractionDataset, pool: str) -> np.ndarray:
     raise ConfigError(f"train.negative_pool: expected one of {NEGATIVE_POOLS}, got {pool!r}")
 
 
+@functools.cache
+def by_user(score_fn: Callable[[Any, jax.Array], jax.Array]) -> Callable:
+    """A graph model's score_fn(state, users) as the seam's score_fn(state, query); one object per model
+    function, so the evaluation compiles once."""
+    return lambda state, query: score_fn(state, query["users"])
+
+
+@functools.cache
+def top_k_by_user(top_k_fn: Callable | None) -> Callable | None:
+    """A graph model's top_k_fn(state, users, exclude, k) as the seam's top_k_fn(state, query, exclude, k)."""
+    if top_k_fn is None:
+        return None
+    return lambda state, query, exclude, k: top_k_fn(state, query["users"], exclude, k)
+
+
 def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDataset) -> Task:
     """A Task for any registered graph model: its loss and scorer, BPR batches and full-ranking eval sets."""
     model = build_model(config.model, dataset)
@@ -40,5 +59,5 @@ def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
                  for split in ("valid", "test")}
     return Task(model_name=config.model.name, dataset_name=dataset.name, init_params=model.init,
                 loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.scoring_state,
-                score_fn=model.score_fn, consts=model.consts, eval_sets=eval_sets,
-                prepare_epoch=model.prepare_epoch, schedule=model.schedule, top_k_fn=model.top_k_fn)
+                score_fn=by_user(model.score_fn), consts=model.consts, eval_sets=eval_sets,
+                prepare_epoch=model.prepare_epoch, schedule=model.schedule, top_k_fn=top_k_by_user(model.top_k_fn))

@@ -23,17 +23,20 @@ import numpy as np
 from mmjax.data import InteractionDataset, load_mmrec_dir, make_synthetic
 from mmjax.errors import ConfigError, MmjaxError
 from mmjax.eval import evaluate, recommend_top_k
+from mmjax.eval.recommend import check_users
 from mmjax.train.checkpoint import EVALUATION_CHANGES, RunCheckpoints, run_identity
-from mmjax.train.loop import check_monitor, fit
+from mmjax.train.loop import eval_spec, fit, format_metrics
 from mmjax.train.parallel import initialize_distributed
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
+from mmjax.train.sequential import sequential_task
 from mmjax.train.topk import graph_topk_task
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS: dict[str, Callable[[ml_collections.ConfigDict, InteractionDataset], Task]] = {
     "graph": graph_topk_task,
+    "sequential": sequential_task,
 }
 
 
@@ -106,20 +109,20 @@ def best_score_state(task: Task, params: Any, info: dict[str, Any]) -> Any:
 
 
 def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Recomputes valid and test metrics of the best-valid checkpoint; writes <workdir>/eval.json."""
-    ks, _ = check_monitor(config.eval)
+    """Recomputes every evaluation view's metrics (valid, test, ...) of the best checkpoint; writes
+    <workdir>/eval.json."""
+    spec = eval_spec(config.eval)
     _, task, params, info = load_best(config, workdir)
     state = best_score_state(task, params, info)
     out = {"best_epoch": info["epoch"]}
-    for split in ("valid", "test"):
-        out[split] = evaluate(task.score_fn, state, task.eval_sets[split], ks=ks,
-                              block_size=int(config.eval.batch_size), top_k_fn=task.top_k_fn)
+    for view, eval_set in task.eval_sets.items():
+        out[view] = evaluate(task.score_fn, state, eval_set, ks=spec.ks, block_size=spec.batch_size,
+                             top_k_fn=task.top_k_fn, metrics=spec.metrics)
     path = os.path.join(workdir, "eval.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
-    logger.info("best epoch %d | valid recall@20 %.4f | test recall@20 %.4f ndcg@20 %.4f; wrote %s",
-                out["best_epoch"], out["valid"].get("recall@20", float("nan")),
-                out["test"].get("recall@20", float("nan")), out["test"].get("ndcg@20", float("nan")), path)
+    logger.info("best epoch %d | %s; wrote %s", out["best_epoch"],
+                " | ".join(format_metrics(view, out[view], spec.headline()) for view in task.eval_sets), path)
     return out
 
 
@@ -158,12 +161,13 @@ def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[i
     if unknown:
         raise ConfigError(f"recommend.exclude_splits: expected names among train, valid, test; got {unknown}")
     dataset, task, params, info = load_best(config, workdir)
-    users = np.arange(dataset.num_users) if users is None else np.asarray(users, dtype=np.int64)
+    users = np.arange(dataset.num_users) if users is None else check_users(users, dataset.num_users)
     indptr, indices = dataset.interaction_csr(tuple(config.recommend.exclude_splits))
     state = best_score_state(task, params, info)
+    inputs = None if task.recommend_inputs is None else task.recommend_inputs(users)
     items, scores = recommend_top_k(task.score_fn, state, users, indptr, indices, dataset.num_items,
                                     int(config.recommend.k), block_size=int(config.eval.batch_size),
-                                    top_k_fn=task.top_k_fn)
+                                    top_k_fn=task.top_k_fn, inputs=inputs)
     path = os.path.join(workdir, "recommendations.csv")
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
