@@ -77,18 +77,20 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
     return results
 
 
-def summarise(variants: list[Variant], runs: dict[str, list[dict]]) -> list[dict]:
-    """Per variant: mean and standard deviation over seeds of the test metrics, valid R@20 and timings."""
+def summarise(variants: list[Variant], runs: dict[str, list[dict]],
+              columns: tuple[str, ...] = COLUMNS) -> list[dict]:
+    """Per variant: mean and standard deviation over seeds of the test metrics, the valid monitor and timings."""
     rows = []
     for label, overrides in variants:
         results = runs[label]
         row = {"variant": label, "overrides": overrides, "seeds": [r["seed"] for r in results],
-               "per_seed_test": {str(r["seed"]): {m: r["test"][m] for m in COLUMNS} for r in results}}
-        for metric in COLUMNS:
+               "per_seed_test": {str(r["seed"]): {m: r["test"][m] for m in columns} for r in results}}
+        for metric in columns:
             values = np.array([r["test"][metric] for r in results])
             row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-        valid = np.array([r["valid"]["recall@20"] for r in results])
-        row["valid_recall@20"] = float(valid.mean())
+        monitor = results[0].get("monitor", "recall@20")
+        row["monitor"] = monitor
+        row["valid_monitor"] = float(np.mean([r["valid"][monitor] for r in results]))
         row["best_epoch"] = float(np.mean([r["best_epoch"] for r in results]))
         row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in results]))
         rows.append(row)
@@ -111,28 +113,30 @@ def reported_for(dataset: str, checksum: str | None = None) -> list[dict]:
     return found
 
 
-def markdown_table(name: str, dataset: str, rows: list[dict], reported: list[dict]) -> str:
+def markdown_table(name: str, dataset: str, rows: list[dict], reported: list[dict],
+                   columns: tuple[str, ...] = COLUMNS) -> str:
     """The ablation table: ours (mean ± std over seeds) then the reported figures on the same data."""
+    monitor = rows[0]["monitor"] if rows else "recall@20"
     lines = [f"# {name}", "", f"Test metrics at the best-valid epoch on `{dataset}`, mean ± standard deviation "
              "over the seeds listed per row.", "",
-             "| variant | seeds | " + " | ".join(COLUMNS) + " | valid R@20 | best epoch | s/epoch |",
-             "|---" * (len(COLUMNS) + 5) + "|"]
+             "| variant | seeds | " + " | ".join(columns) + f" | valid {monitor} | best epoch | s/epoch |",
+             "|---" * (len(columns) + 5) + "|"]
     for row in rows:
-        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in COLUMNS]
+        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in columns]
         seeds = ",".join(str(s) for s in row["seeds"])
         lines.append(f"| {row['variant']} | {seeds} | " + " | ".join(cells) +
-                     f" | {row['valid_recall@20']:.4f} | {row['best_epoch']:.0f} | {row['seconds_per_epoch']:.2f} |")
+                     f" | {row['valid_monitor']:.4f} | {row['best_epoch']:.0f} | {row['seconds_per_epoch']:.2f} |")
     if reported:
         lines += ["", f"Reported on `{dataset}` (third_party/reported_results):", "",
-                  "| model | " + " | ".join(COLUMNS) + " | source |", "|---" * (len(COLUMNS) + 2) + "|"]
+                  "| model | " + " | ".join(columns) + " | source |", "|---" * (len(columns) + 2) + "|"]
         for row in reported:
-            cells = [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "–" for m in COLUMNS]
+            cells = [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "–" for m in columns]
             lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {row['source']} |")
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(name: str, rows: list[dict], path: str) -> None:
-    """Grouped bars of test R@20 and N@20 per variant, standard deviation over seeds as error bars."""
+def bar_chart(name: str, rows: list[dict], path: str, metrics: tuple[str, str] = ("recall@20", "ndcg@20")) -> None:
+    """Grouped bars of two test metrics per variant, standard deviation over seeds as error bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -140,7 +144,7 @@ def bar_chart(name: str, rows: list[dict], path: str) -> None:
     labels = [row["variant"] for row in rows]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
-    for offset, metric in ((-0.2, "recall@20"), (0.2, "ndcg@20")):
+    for offset, metric in zip((-0.2, 0.2), metrics):
         ax.bar(x + offset, [r[metric]["mean"] for r in rows], width=0.4, yerr=[r[metric]["std"] for r in rows],
                capsize=3, label=f"test {metric}")
     ax.set_xticks(x, labels, rotation=30, ha="right")
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", action="store_true", help="train again even where a result JSON exists")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: tabulate the (variant, seed) runs whose JSON exists")
+    parser.add_argument("--columns", default=",".join(COLUMNS),
+                        help="test metrics tabulated (the last two are charted), e.g. hr@10,ndcg@10,hr@5,ndcg@5")
     parser.add_argument("--results-root", default=os.path.join(ROOT, "experiments", "results"))
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "ablate"))
     args = parser.parse_args(argv)
@@ -193,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(missing) == len(variants):
         print(f"error: no finished runs under {folder}", file=sys.stderr)
         return 2
-    rows = summarise([v for v in variants if runs[v[0]]], runs)
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
+    rows = summarise([v for v in variants if runs[v[0]]], runs, columns)
     checksum = next(run["dataset_checksum"] for label, _ in variants for run in runs[label])
-    table = markdown_table(name, dataset, rows, reported_for(dataset, checksum))
+    table = markdown_table(name, dataset, rows, reported_for(dataset, checksum), columns)
     if missing:
         table += "\nNot run yet: " + "; ".join(missing) + ".\n"
     with open(os.path.join(folder, "table.md"), "w") as f:
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"name": name, "config": args.config, "grid": args.grid, "dataset": dataset,
                    "command": " ".join(["python -m experiments.ablate", *(argv or sys.argv[1:])]), "rows": rows},
                   f, indent=2)
-    bar_chart(name, rows, os.path.join(folder, "chart.png"))
+    bar_chart(name, rows, os.path.join(folder, "chart.png"), columns[-2:] if len(columns) >= 2 else columns * 2)
     print(table)
     return 0
 

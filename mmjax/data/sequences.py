@@ -162,3 +162,59 @@ def history_windows(sequences: UserSequences, users: np.ndarray, positions: np.n
 def whole_history_positions(sequences: UserSequences, users: np.ndarray) -> np.ndarray:
     """The position just past each user's last interaction: its window is the user's whole recent history."""
     return sequences.indptr[np.asarray(users, dtype=np.int64) + 1]
+
+
+def pack_next_fit(lengths: np.ndarray, row_length: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row int64 [m], offset int64 [m], rows): instances placed in order, each in the current row if it
+    still fits, else at the start of a new one (next fit); every length must be in [1, row_length]."""
+    rows, offsets = np.zeros(len(lengths), np.int64), np.zeros(len(lengths), np.int64)
+    row, fill = 0, 0
+    for index, length in enumerate(np.asarray(lengths).tolist()):
+        if fill + length > row_length:
+            row, fill = row + 1, 0
+        rows[index], offsets[index] = row, fill
+        fill += length
+    return rows, offsets, row + 1 if len(lengths) else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedRows:
+    """Histories packed several to a row, so a batch of short histories costs what their tokens cost.
+
+    tokens: int32 [R, L] item ids shifted by one (PAD_ID where no history stands); segments: int32 [R, L]
+    1, 2, ... numbering the histories of a row (0 = padding), so attention stays within a history;
+    positions: int32 [R, L] each token's index from its history's start (RecBole's position ids);
+    last: int32 [m] the flat index (row * L + column) of each history's most recent token.
+    """
+
+    tokens: np.ndarray
+    segments: np.ndarray
+    positions: np.ndarray
+    last: np.ndarray
+
+
+def pack_windows(windows: np.ndarray, num_rows: int | None = None) -> PackedRows:
+    """Left-padded windows [m, L] (each with >= 1 item) packed next fit, in order, into num_rows rows
+    (default: as few as next fit needs; ValueError when num_rows is too few)."""
+    windows = np.asarray(windows)
+    count, row_length = windows.shape
+    lengths = (windows != PAD_ID).sum(axis=1)
+    if count and lengths.min() < 1:
+        raise DataError("pack_windows: every history must hold at least one item")
+    rows, offsets, needed = pack_next_fit(lengths, row_length)
+    num_rows = needed if num_rows is None else num_rows
+    if needed > num_rows:
+        raise ValueError(f"pack_windows: {needed} rows needed, {num_rows} given")
+    tokens = np.full((num_rows, row_length), PAD_ID, np.int32)
+    segments = np.zeros((num_rows, row_length), np.int32)
+    positions = np.zeros((num_rows, row_length), np.int32)
+    instance = np.repeat(np.arange(count), lengths)
+    within = np.arange(len(instance)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    target_rows, target_columns = rows[instance], offsets[instance] + within
+    tokens[target_rows, target_columns] = windows[instance, row_length - lengths[instance] + within]
+    first_in_row = np.concatenate([[True], rows[1:] != rows[:-1]]) if count else np.zeros(0, bool)
+    segment_of = np.arange(count) - np.maximum.accumulate(np.where(first_in_row, np.arange(count), 0)) + 1
+    segments[target_rows, target_columns] = segment_of[instance]
+    positions[target_rows, target_columns] = within
+    last = (rows * row_length + offsets + lengths - 1).astype(np.int32)
+    return PackedRows(tokens=tokens, segments=segments, positions=positions, last=last)

@@ -117,9 +117,10 @@ class SequenceModel:
     """A next-item model bound to one dataset (the sequential protocol, train/sequential.py).
 
     init(rng) -> params.
-    loss(params, consts, batch, rng, axis_name) -> (scalar, parts): batch has 'history' int32 [B, L]
-      (left-padded windows of item ids shifted by one, 0 = padding), 'target' int32 [B] (dataset item ids)
-      and 'weights' [B]; reductions over the batch go through losses.batch_sum(..., axis_name).
+    loss(params, consts, batch, rng, axis_name) -> (scalar, parts): batch holds the histories packed into
+      rows (data/sequences.py PackedRows: 'tokens', 'segments', 'positions' [R, L], 'last' [B]), 'target'
+      int32 [B] (dataset item ids) and 'weights' [B]; reductions over the batch go through
+      losses.batch_sum(..., axis_name).
     score_state(params, consts) -> what score_fn reads (e.g. the item table, computed once per pass).
     score_fn(state, query) -> [B, num_items] scores of every item as each query's next one; query holds
       'users' and 'history' [B, L].

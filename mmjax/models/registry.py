@@ -20,6 +20,7 @@ MODELS: dict[str, str] = {
     "rlmultimodalrec": "rlmultimodalrec",
     "magnet": "magnet",
     "sasrec": "sasrec",
+    "cammsr": "cammsr",
 }
 
 

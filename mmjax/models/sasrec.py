@@ -1,10 +1,13 @@
 """SASRec (Kang & McAuley, ICDM 2018) as RecBole 1.2.1 builds it, the sequential protocol's ID baseline.
 
-    e_t   = E[i_t] + P[pos_t]                  item embedding + learnt position (counted from the window start)
-    X     = Dropout(LayerNorm(e))              [B, L, d]
+    e_t   = E[i_t] + P[pos_t]                  item embedding + learnt position (counted from the history start)
+    X     = Dropout(LayerNorm(e))              [R, L, d]
     H     = CausalEncoder(X)                   2 post-norm layers, 2 heads, inner 256, GELU, dropout 0.5
-    s_u   = H[:, L-1]                          the most recent position (windows are left-padded)
+    s_u   = H at the history's last item       the user's next-item query
     score = s_u · E[j] for every item j;       loss: full-softmax cross-entropy of the next item
+
+Training rows pack several short histories each (data/sequences.py, PackedRows; attention stays within a
+history), which computes exactly what one left-padded window per history would at a fraction of the cost.
 
 The input and output item tables are shared. With `model.modalities` naming feature files, each item's
 vector becomes E[i] + Σ_m W_m x_m(i) (a linear projection of each frozen feature, summed in): the plain
@@ -25,7 +28,7 @@ from mmjax.data.sequences import PAD_ID
 from mmjax.errors import ConfigError
 from mmjax.models.base import SequenceModel
 from mmjax.models.inputs import modality_features, selected_modalities
-from mmjax.nn.transformer import DENSE_INIT, CausalEncoder, attention_mask, make_norm, positions_from_start
+from mmjax.nn.transformer import DENSE_INIT, CausalEncoder, attention_mask, make_norm, window_rows
 from mmjax.train.losses import batch_sum
 
 
@@ -60,13 +63,14 @@ class SASRec(nn.Module):
             table = table + self.projections[name](features[name])
         return table
 
-    def __call__(self, history: jax.Array, table: jax.Array, deterministic: bool) -> jax.Array:
-        """s_u [B, d] of windows [B, L] (ids shifted by one, PAD_ID padding) under the item table [N, d]."""
+    def __call__(self, tokens: jax.Array, segments: jax.Array, positions: jax.Array, table: jax.Array,
+                 deterministic: bool) -> jax.Array:
+        """Hidden states [R, L, d] of rows of histories (ids shifted by one, PAD_ID padding; segments and
+        positions as PackedRows) under the item table [N, d]."""
         padded_table = jnp.concatenate([jnp.zeros((1, table.shape[1]), table.dtype), table])
-        x = padded_table[history] + self.position_embedding[positions_from_start(history, PAD_ID)]
+        x = padded_table[tokens] + self.position_embedding[positions]
         x = self.dropout(self.input_norm(x), deterministic=deterministic)
-        h = self.encoder(x, attention_mask(history, PAD_ID), deterministic)
-        return h[:, -1]
+        return self.encoder(x, attention_mask(segments), deterministic)
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -81,6 +85,11 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     for name, ok, expected in checks:
         if not ok:
             raise ConfigError(f"model.{name}: expected {expected}, got {cfg.get(name)!r}")
+
+
+def last_states(hidden: jax.Array, last: jax.Array) -> jax.Array:
+    """[m, d]: the hidden state [R, L, d] at each history's last token (flat index row * L + column)."""
+    return hidden.reshape(-1, hidden.shape[-1])[last]
 
 
 def next_item_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array,
@@ -99,25 +108,21 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
                     hidden_dropout=float(cfg.hidden_dropout), attention_dropout=float(cfg.attention_dropout),
                     eps=float(cfg.layer_norm_eps), norm=str(cfg.get("norm", "layernorm")), modalities=modalities)
 
-    def forward(params, consts, history, deterministic, rng=None):
-        rngs = None if deterministic else {"dropout": rng}
-
-        def run(module):
-            table = module.items(consts["features"])
-            return module(history, table, deterministic), table
-
-        return nn.apply(run, module)(params, rngs=rngs)
-
     def init(rng):
         history = jnp.ones((1, int(cfg.max_len)), jnp.int32)
 
         def run(module):
-            return module(history, module.items(consts["features"]), True)
+            return module(history, *window_rows(history, PAD_ID), module.items(consts["features"]), True)
 
         return nn.init(run, module)(rng)
 
     def loss(params, consts, batch, rng, axis_name=None):
-        user_vectors, table = forward(params, consts, batch["history"], False, rng)
+        def run(module):
+            table = module.items(consts["features"])
+            hidden = module(batch["tokens"], batch["segments"], batch["positions"], table, False)
+            return last_states(hidden, batch["last"]), table
+
+        user_vectors, table = nn.apply(run, module)(params, rngs={"dropout": rng})
         ce = next_item_cross_entropy(user_vectors @ table.T, batch["target"], batch["weights"], axis_name)
         return ce, {"ce": ce}
 
@@ -126,7 +131,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
         return {"params": params, "table": table}
 
     def score_fn(state, query):
-        user_vectors = module.apply(state["params"], query["history"], state["table"], True)
-        return user_vectors @ state["table"].T
+        history = query["history"]
+        hidden = module.apply(state["params"], history, *window_rows(history, PAD_ID), state["table"], True)
+        return hidden[:, -1] @ state["table"].T
 
     return SequenceModel(init=init, loss=loss, score_state=score_state, score_fn=score_fn, consts=consts)

@@ -3,8 +3,9 @@
 Post-norm layers (x = Norm(x + Dropout(Attention(x))); x = Norm(x + Dropout(FFN(x)))), weights initialised
 N(0, 0.02) and biases 0 as RecBole's SASRec initialises them, exact (erf) GELU. The norm is LayerNorm or
 DyT ("Transformers without Normalization": γ ⊙ tanh(α x) + β, α a learnt scalar), which CAMMSR uses.
-Histories are left-padded windows of item ids with PAD_ID (= 0) as padding: a query position attends to
-itself and the real positions before it.
+Rows hold one or more histories (data/sequences.py: a left-padded window is one history per row, packed
+training rows hold several), numbered by a segment id per token (0 = padding): a token attends to itself
+and the earlier tokens of its own history.
 """
 
 from __future__ import annotations
@@ -42,19 +43,22 @@ def make_norm(kind: str, eps: float, name: str | None = None) -> nn.Module:
     raise ConfigError(f"model.norm: expected one of {NORMS}, got {kind!r}")
 
 
-def attention_mask(history: jax.Array, pad_id: int = 0) -> jax.Array:
-    """bool [B, 1, L, L]: query i may attend to key j when j <= i and position j holds a real item."""
-    length = history.shape[-1]
+def attention_mask(segments: jax.Array) -> jax.Array:
+    """bool [R, 1, L, L]: query i may attend to key j when j <= i and both belong to the same history."""
+    length = segments.shape[-1]
     causal = jnp.tril(jnp.ones((length, length), bool))
-    return causal[None, None] & (history != pad_id)[:, None, None, :]
+    same = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)
+    return (causal[None] & same)[:, None]
 
 
-def positions_from_start(history: jax.Array, pad_id: int = 0) -> jax.Array:
-    """int32 [B, L]: each real item's index counted from the first real item of its window (0 for padding),
-    so a left-padded window gets the position ids RecBole's right-padded one does."""
+def window_rows(history: jax.Array, pad_id: int = 0) -> tuple[jax.Array, jax.Array]:
+    """(segments, positions) int32 [B, L] of left-padded windows, one history per row: segment 1 on the real
+    items, and each real item's index counted from the window's first real item (0 on padding), the position
+    ids RecBole's right-padded windows get."""
     length = history.shape[-1]
-    real = (history != pad_id).sum(axis=-1, keepdims=True)
-    return jnp.maximum(jnp.arange(length)[None, :] - (length - real), 0).astype(jnp.int32)
+    real = history != pad_id
+    positions = jnp.maximum(jnp.arange(length)[None, :] - (length - real.sum(axis=-1, keepdims=True)), 0)
+    return real.astype(jnp.int32), positions.astype(jnp.int32)
 
 
 class SelfAttention(nn.Module):

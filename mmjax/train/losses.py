@@ -46,20 +46,28 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature: float,
-             axis_name: str | None = None) -> jax.Array:
+             axis_name: str | None = None, labels: jax.Array | None = None) -> jax.Array:
     """Mean over the global batch's real rows of -log softmax_j(cos(v1_i, v2_j) / t) at j = i.
 
     The candidates j are every real row of the global batch (duplicates included, as MMRec). Under
     data parallelism each device scores its rows of view1 against view2 gathered from all devices, so
     the loss equals the unsharded one; padding rows (weight 0) are neither scored nor candidates.
+    `labels` [B]: rows j != i with row i's label are not negatives (false-negative masking, as HM4SR's
+    sequence contrast masks other sequences with the same target).
     """
     view1, view2 = l2_normalize(view1), l2_normalize(view2)
-    candidates, candidate_weights = view2, weights
+    candidates, candidate_weights, candidate_labels = view2, weights, labels
     if axis_name is not None:
         candidates = jax.lax.all_gather(view2, axis_name, tiled=True)
         candidate_weights = jax.lax.all_gather(weights, axis_name, tiled=True)
+        if labels is not None:
+            candidate_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
     logits = (view1 @ candidates.T) / temperature
     logits = jnp.where(candidate_weights[None, :] > 0, logits, -jnp.inf)
+    if labels is not None:  # drop same-label candidates; the row's own positive is added back below
+        logits = jnp.where(labels[:, None] == candidate_labels[None, :], -jnp.inf, logits)
+        positive_logit = jnp.sum(view1 * view2, axis=-1, keepdims=True) / temperature
+        logits = jnp.concatenate([logits, positive_logit], axis=1)
     positive = jnp.sum(view1 * view2, axis=-1) / temperature
     per_row = jnp.where(weights > 0, jax.nn.logsumexp(logits, axis=-1) - positive, 0.0)
     return batch_sum(per_row * weights, axis_name) / jnp.maximum(batch_sum(weights, axis_name), 1.0)

@@ -9,12 +9,13 @@ the last model.max_len items (data/sequences.py). Every item is ranked; with eva
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 import numpy as np
 
 from mmjax.data import InteractionDataset
-from mmjax.data.sequences import (PAD_ID, UserSequences, history_windows, query_positions, training_instances,
-                                  whole_history_positions)
+from mmjax.data.sequences import (PAD_ID, UserSequences, history_windows, pack_windows, query_positions,
+                                  training_instances, whole_history_positions)
 from mmjax.errors import ConfigError, DataError
 from mmjax.eval import EvalSet
 from mmjax.models import build_model
@@ -30,26 +31,39 @@ def require_sequences(dataset: InteractionDataset, model_name: str) -> UserSeque
     return dataset.sequences
 
 
-def epoch_instance_batches(histories: np.ndarray, targets: np.ndarray, batch_size: int,
-                           rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One epoch as stacked arrays [steps, batch, ...]: 'history', 'target', 'weights' (0 on padding rows).
+ROW_MULTIPLE = 8  # packed rows per device are rounded up to a multiple of this: few distinct shapes to compile
 
-    Instances are shuffled, then cut into batches; the last one is padded, so a partial batch still
-    averages over its real rows (as RecBole's last, smaller batch does).
+
+def epoch_instance_batches(histories: np.ndarray, targets: np.ndarray, batch_size: int, shards: int,
+                           rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One epoch as stacked arrays [steps, ...]: PackedRows fields ('tokens', 'segments', 'positions'
+    [steps, rows, L], 'last' [steps, batch]), 'target' and 'weights' [steps, batch] (0 on padding instances).
+
+    Instances are shuffled, then cut into batches (the last one padded, so a partial batch averages over
+    its real instances, as RecBole's last, smaller batch does). Each device's share of a batch is packed
+    into its own rows, so data parallelism splits rows and instances alike.
     """
     order = rng.permutation(len(targets))
     steps = -(-len(targets) // batch_size)
-    padded = steps * batch_size
+    per_shard = batch_size // shards
+    chunks = [order[start:start + per_shard] for start in range(0, steps * batch_size, per_shard)]
+    packed = [pack_windows(histories[chunk]) for chunk in chunks]
+    rows = -(-max(len(p.tokens) for p in packed) // ROW_MULTIPLE) * ROW_MULTIPLE
+    packed = [pack_windows(histories[chunk], rows) for chunk in chunks]
 
-    def stack(values: np.ndarray) -> np.ndarray:
-        out = np.zeros((padded,) + values.shape[1:], dtype=values.dtype)
-        out[:len(values)] = values
-        return out.reshape((steps, batch_size) + values.shape[1:])
+    def stack_rows(field: str) -> np.ndarray:
+        return np.stack([getattr(p, field) for p in packed]).reshape(steps, shards * rows, -1)
 
-    weights = np.zeros(padded, dtype=np.float32)
-    weights[:len(targets)] = 1.0
-    return {"history": stack(histories[order]), "target": stack(targets[order]),
-            "weights": weights.reshape(steps, batch_size)}
+    def stack_instances(values: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros(steps * batch_size, dtype=values[0].dtype)
+        for index, value in enumerate(values):
+            out[index * per_shard:index * per_shard + len(value)] = value
+        return out.reshape(steps, batch_size)
+
+    weights = [np.ones(len(chunk), np.float32) for chunk in chunks]
+    return {"tokens": stack_rows("tokens"), "segments": stack_rows("segments"),
+            "positions": stack_rows("positions"), "last": stack_instances([p.last for p in packed]),
+            "target": stack_instances([targets[chunk] for chunk in chunks]), "weights": stack_instances(weights)}
 
 
 def query_view(sequences: UserSequences, split: str, max_len: int, mask_history: bool) -> EvalSet:
@@ -84,7 +98,8 @@ def sequential_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
     seed, batch_size = int(config.train.seed), int(config.train.batch_size)
 
     def epoch_batches(epoch: int) -> dict[str, np.ndarray]:
-        return epoch_instance_batches(histories, targets, batch_size, np.random.default_rng([seed, epoch]))
+        return epoch_instance_batches(histories, targets, batch_size, jax.device_count(),
+                                      np.random.default_rng([seed, epoch]))
 
     mask_history = bool(config.eval.get("mask_history", False))
     eval_sets = {split: query_view(sequences, split, max_len, mask_history) for split in ("valid", "test")}
