@@ -7,7 +7,10 @@ checkpoint and draws, in <workdir>:
   epoch, the ramp ρ, and the epoch the trigger fired;
 - gate_heatmap.png: for mixture-of-experts models (GraphModel.route), the mean gate weight of each
   expert (role x source) over the test pairs;
-- longtail.png: test Recall@20 per item train-degree quintile, beside that of every --compare run.
+- longtail.png: test Recall@20 per item train-degree quintile, beside that of every --compare run;
+- for sequence models with experts (CAMMSR, SequenceModel.inspect): category_weights.png, the distribution
+  over items of each stream's category-guided weight and its mean per category, and expert_usage.png, the
+  mean gate weight of each expert per stream over the tokens of the test histories.
 For models that can switch their expert term off (GraphModel.without_experts), report.json also holds
 expert_effect: how much of each test user's top 20 the experts change (0 means they only rescale).
 Summary statistics, learned scalars and the plotted numbers go to <workdir>/report.json.
@@ -188,17 +191,80 @@ def plot_longtail(results: list[dict[str, Any]], k: int, title: str, path: str) 
     plt.close(fig)
 
 
+def sequence_experts(model, params, view, dataset, workdir: str, name: str, sample: int = 2048) -> dict[str, Any]:
+    """category_weights.png and expert_usage.png of a sequence model's inspect() over test histories."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = view.inputs["history"][:sample]
+    out = model.inspect(params, model.consts, history)
+    streams, summary = list(out["streams"]), {}
+    alpha = np.asarray(out["alpha"])  # [M, B, L, K] (figure form) or [B, L, K] (subsets form)
+    alpha = alpha if alpha.ndim == 4 else alpha[None]
+    real = history != 0
+    usage = np.stack([a[real].mean(axis=0) for a in alpha])  # [M or 1, K]
+    rows = streams if len(usage) == len(streams) else ["fused item"]
+    fig, ax = plt.subplots(figsize=(1.2 * usage.shape[1] + 2.5, 0.6 * len(rows) + 1.8))
+    image = ax.imshow(usage, cmap="viridis", vmin=0.0, aspect="auto")
+    ax.set_xticks(range(usage.shape[1]), [f"expert {k}" for k in range(usage.shape[1])])
+    ax.set_yticks(range(len(rows)), rows)
+    for (r, c), value in np.ndenumerate(usage):
+        ax.text(c, r, f"{value:.2f}", ha="center", va="center", color="white" if value < usage.max() / 2 else "black")
+    fig.colorbar(image, ax=ax, label="mean gate weight")
+    ax.set_title(f"{name}: expert usage over test-history tokens")
+    fig.tight_layout()
+    summary["expert_usage"] = {row: [float(v) for v in values] for row, values in zip(rows, usage)}
+    summary["expert_usage_plot"] = os.path.join(workdir, "expert_usage.png")
+    fig.savefig(summary["expert_usage_plot"], dpi=110)
+    plt.close(fig)
+    if out.get("weights") is None:
+        return summary
+    weights = np.asarray(out["weights"])  # [M, N]
+    category = np.asarray(out["category"])
+    counts = np.bincount(category)
+    top = np.argsort(-counts)[:15]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for stream, values in zip(streams, weights):
+        left.hist(values, bins=np.linspace(0, 1, 41), alpha=0.55, label=f"{stream} (mean {values.mean():.3f})")
+        right.plot(range(len(top)), [values[category == c].mean() for c in top], marker="o", label=stream)
+    left.set(xlabel="category-guided weight w of the stream", ylabel="items", title="per item")
+    right.set_xticks(range(len(top)), [str(c) for c in top])
+    right.set(xlabel="category id (the 15 largest)", ylabel="mean w", title="per category")
+    left.legend()
+    right.legend()
+    fig.suptitle(f"{name}: category-guided stream weights")
+    fig.tight_layout()
+    summary["category_weights"] = {
+        stream: {"mean": float(v.mean()), "std": float(v.std()),
+                 "quantiles_10_50_90": [float(q) for q in np.quantile(v, [0.1, 0.5, 0.9])],
+                 "per_category_spread": float(np.std([v[category == c].mean() for c in top]))}
+        for stream, v in zip(streams, weights)}
+    summary["category_weights_plot"] = os.path.join(workdir, "category_weights.png")
+    fig.savefig(summary["category_weights_plot"], dpi=110)
+    plt.close(fig)
+    return summary
+
+
 def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
     """Writes report.json and the plots the run supports (see the module docstring); returns the summary."""
     from mmjax.models import build_model
     from mmjax.train.schedule import EpochSchedule
     from mmjax.train.train import load_best
 
+    from mmjax.models.base import SequenceModel
+
     config = load_run_config(workdir)
     dataset, task, params, info = load_best(config, workdir)
     model = build_model(config.model, dataset)
     summary: dict[str, Any] = {"model": config.model.name, "dataset": dataset.name, "best_epoch": info["epoch"]}
     name = f"{config.model.name} on {dataset.name}"
+    if isinstance(model, SequenceModel):
+        if model.inspect is not None:
+            summary.update(sequence_experts(model, params, task.eval_sets["test"], dataset, workdir, name))
+        with open(os.path.join(workdir, "report.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        return summary
     if model.inspect is not None:
         arrays = {name: np.asarray(value) for name, value in jax.jit(model.inspect)(params, model.consts).items()}
         summary.update({name: float(value) for name, value in arrays.items() if value.ndim == 0})

@@ -107,8 +107,11 @@ class EvalSet:
     """One evaluation view, host side, built once: row r is one query.
 
     `inputs` are the protocol's per-query arrays (row-aligned with `users`) that score_fn receives beside
-    'users', e.g. 'history' [n, L] for a sequential model. `candidates` restricts the ranking to those items
-    (e.g. the cold items of the cold-start protocol); None ranks every item.
+    'users', e.g. 'history' [n, L] for a sequential model. `block_inputs` are arrays per block of
+    `block_size` consecutive queries ([blocks, ...], e.g. a block's histories packed into rows), which
+    score_fn receives without the block axis; a view with them is evaluated in blocks of its block_size.
+    `candidates` restricts the ranking to those items (e.g. the cold items of the cold-start protocol); None
+    ranks every item.
     """
 
     users: np.ndarray  # int32 [n] the user of each query
@@ -117,6 +120,8 @@ class EvalSet:
     num_items: int
     inputs: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     candidates: np.ndarray | None = None  # int32 [c] item ids that may be ranked
+    block_inputs: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    block_size: int | None = None  # the blocks block_inputs were built for
 
     def __post_init__(self) -> None:
         n = self.users.shape[0]
@@ -129,6 +134,14 @@ class EvalSet:
             if name == "users" or np.shape(array)[:1] != (n,):
                 raise DataError(f"EvalSet inputs[{name!r}]: expected a per-query array with {n} rows (and not "
                                 f"named 'users'), got shape {np.shape(array)}")
+        if self.block_inputs:
+            if self.block_size is None or self.block_size < 1:
+                raise DataError("EvalSet block_inputs: expected the block_size they were built for")
+            blocks = -(-n // self.block_size)
+            for name, array in self.block_inputs.items():
+                if np.shape(array)[:1] != (blocks,) or name in self.inputs or name == "users":
+                    raise DataError(f"EvalSet block_inputs[{name!r}]: expected {blocks} blocks of {self.block_size} "
+                                    f"queries (and a name of its own), got shape {np.shape(array)}")
         if self.candidates is not None:
             candidates = np.asarray(self.candidates)
             if candidates.ndim != 1 or len(candidates) == 0 or candidates.min() < 0 or \
@@ -305,6 +318,7 @@ class _DeviceBlocks(NamedTuple):
     num_positives: jax.Array  # int32 [blocks * B]
     exclude: jax.Array  # int32 [blocks * B, L]
     inputs: dict[str, jax.Array]  # [blocks * B, ...] each
+    block_inputs: dict[str, jax.Array]  # [blocks, ...] each
     candidate_mask: jax.Array | None  # bool [num_items], None = every item is a candidate
 
 
@@ -326,6 +340,7 @@ def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
             num_positives=padded((eval_set.ground_truth >= 0).sum(axis=1).astype(np.int32), 0),
             exclude=padded(eval_set.exclude, eval_set.num_items),
             inputs={name: padded(np.asarray(array), 0) for name, array in eval_set.inputs.items()},
+            block_inputs={name: jnp.asarray(array) for name, array in eval_set.block_inputs.items()},
             candidate_mask=None if eval_set.candidates is None else
             jnp.asarray(np.isin(np.arange(eval_set.num_items), eval_set.candidates)))
     return per_set[block_size]
@@ -341,7 +356,9 @@ def _block_sums(score_state: Any, blocks: _DeviceBlocks, start: jax.Array, *, sc
         return jax.lax.dynamic_slice_in_dim(a, start, block_size)
 
     exclude, num_positives = take(blocks.exclude), take(blocks.num_positives)
-    query = {"users": take(blocks.users), **{name: take(a) for name, a in blocks.inputs.items()}}
+    query = {"users": take(blocks.users), **{name: take(a) for name, a in blocks.inputs.items()},
+             **{name: jax.lax.dynamic_index_in_dim(a, start // block_size, keepdims=False)
+                for name, a in blocks.block_inputs.items()}}
     top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, query, exclude, max(ks), num_items,
                                          blocks.candidate_mask)
     hits = hit_matrix(top_items, take(blocks.ground_truth), num_items)
@@ -378,7 +395,7 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
     metrics = check_metrics(metrics)
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ConfigError(f"eval.batch_size: expected a positive int, got {block_size!r}")
-    block_size = min(int(block_size), eval_set.num_users)
+    block_size = eval_set.block_size if eval_set.block_inputs else min(int(block_size), eval_set.num_users)
     blocks = _device_blocks(eval_set, block_size)
     block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, top_k_fn=top_k_fn, ks=ks,
                                    metrics=metrics, block_size=block_size, num_items=eval_set.num_items)

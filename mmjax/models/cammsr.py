@@ -48,7 +48,7 @@ from mmjax.data.sequences import PAD_ID
 from mmjax.errors import ConfigError, DataError
 from mmjax.models.base import SequenceModel
 from mmjax.models.inputs import modality_features, selected_modalities
-from mmjax.models.sasrec import last_states, next_item_cross_entropy
+from mmjax.models.sasrec import last_states, next_item_cross_entropy, query_rows
 from mmjax.nn.transformer import DENSE_INIT, CausalEncoder, attention_mask, make_norm, window_rows
 from mmjax.train.losses import batch_sum, info_nce
 
@@ -402,9 +402,10 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
         return {"params": params, "items": out["items"], "features": consts["features"]}
 
     def score_fn(state, query):
-        history = query["history"]
-        out = module.apply(state["params"], history, *window_rows(history, PAD_ID), state["features"], True)
-        return combine_scores(out["z"][:, :, -1], state["items"], cfg.score_mode)
+        tokens, segments, positions, last = query_rows(query)
+        out = module.apply(state["params"], tokens, segments, positions, state["features"], True)
+        return combine_scores(jax.vmap(last_states, in_axes=(0, None))(out["z"], last), state["items"],
+                              cfg.score_mode)
 
     def inspect(params, consts, history):
         """Per-stream category-guided weights of every item and the gate weights of the history's tokens."""

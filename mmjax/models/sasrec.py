@@ -92,6 +92,16 @@ def last_states(hidden: jax.Array, last: jax.Array) -> jax.Array:
     return hidden.reshape(-1, hidden.shape[-1])[last]
 
 
+def query_rows(query) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(tokens, segments, positions [R, L], last [B]) of a query block: its packed rows when the view has them
+    (eval views do), else its left-padded 'history' windows as one row per query (recommend)."""
+    if "tokens" in query:
+        return query["tokens"], query["segments"], query["positions"], query["last"]
+    history = query["history"]
+    rows, length = history.shape
+    return (history, *window_rows(history, PAD_ID), (jnp.arange(rows) * length + length - 1).astype(jnp.int32))
+
+
 def next_item_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array,
                             axis_name: str | None) -> jax.Array:
     """Mean over the global batch's real rows of -log softmax(logits)[target] (full softmax over items)."""
@@ -131,8 +141,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
         return {"params": params, "table": table}
 
     def score_fn(state, query):
-        history = query["history"]
-        hidden = module.apply(state["params"], history, *window_rows(history, PAD_ID), state["table"], True)
-        return hidden[:, -1] @ state["table"].T
+        tokens, segments, positions, last = query_rows(query)
+        hidden = module.apply(state["params"], tokens, segments, positions, state["table"], True)
+        return last_states(hidden, last) @ state["table"].T
 
     return SequenceModel(init=init, loss=loss, score_state=score_state, score_fn=score_fn, consts=consts)

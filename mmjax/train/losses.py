@@ -41,8 +41,11 @@ def embedding_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Rows divided by max(‖row‖, eps), as torch.nn.functional.normalize."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+    """Rows divided by max(‖row‖, eps), as torch.nn.functional.normalize; an all-zero row (e.g. one that
+    dropout zeroed) stays zero with a zero gradient, where the norm's own gradient would be NaN."""
+    squares = jnp.sum(x * x, axis=-1, keepdims=True)
+    norm = jnp.where(squares > 0, jnp.sqrt(jnp.where(squares > 0, squares, 1.0)), 0.0)
+    return x / jnp.maximum(norm, eps)
 
 
 def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature: float,

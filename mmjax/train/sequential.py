@@ -66,8 +66,22 @@ def epoch_instance_batches(histories: np.ndarray, targets: np.ndarray, batch_siz
             "target": stack_instances([targets[chunk] for chunk in chunks]), "weights": stack_instances(weights)}
 
 
-def query_view(sequences: UserSequences, split: str, max_len: int, mask_history: bool) -> EvalSet:
-    """The `split` ('valid' or 'test') view: one query per user whose target has a history."""
+def packed_blocks(windows: np.ndarray, block_size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each block of `block_size` consecutive windows packed into rows (one row count for all blocks):
+    ({'tokens', 'segments', 'positions': [blocks, rows, L]}, 'last' [n] within the query's block)."""
+    chunks = [windows[start:start + block_size] for start in range(0, len(windows), block_size)]
+    rows = max(len(pack_windows(chunk).tokens) for chunk in chunks)
+    rows = -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE
+    packed = [pack_windows(chunk, rows) for chunk in chunks]
+    fields = {name: np.stack([getattr(p, name) for p in packed]) for name in ("tokens", "segments", "positions")}
+    return fields, np.concatenate([p.last for p in packed])
+
+
+def query_view(sequences: UserSequences, split: str, max_len: int, mask_history: bool,
+               block_size: int) -> EvalSet:
+    """The `split` ('valid' or 'test') view: one query per user whose target has a history; each block of
+    `block_size` queries comes with its histories packed into rows ('tokens', 'segments', 'positions',
+    'last'), which score as the left-padded 'history' windows do, at the cost of their real items."""
     users, positions = query_positions(sequences, split)
     if len(users) == 0:
         raise DataError(f"sequences: no user has a {split} interaction with a history before it")
@@ -77,8 +91,11 @@ def query_view(sequences: UserSequences, split: str, max_len: int, mask_history:
         exclude = np.where(windows != PAD_ID, windows - 1, num_items).astype(np.int32)
     else:
         exclude = np.full((len(users), 1), num_items, dtype=np.int32)
+    block_size = min(block_size, len(users))
+    rows, last = packed_blocks(windows, block_size)
     return EvalSet(users=users, ground_truth=sequences.items[positions][:, None].astype(np.int32),
-                   exclude=exclude, num_items=num_items, inputs={"history": windows})
+                   exclude=exclude, num_items=num_items, inputs={"history": windows, "last": last},
+                   block_inputs=rows, block_size=block_size)
 
 
 def sequential_task(config: ml_collections.ConfigDict, dataset: InteractionDataset) -> Task:
@@ -102,7 +119,10 @@ def sequential_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
                                       np.random.default_rng([seed, epoch]))
 
     mask_history = bool(config.eval.get("mask_history", False))
-    eval_sets = {split: query_view(sequences, split, max_len, mask_history) for split in ("valid", "test")}
+    eval_block = int(config.eval.batch_size)
+    if eval_block < 1:
+        raise ConfigError(f"eval.batch_size: expected a positive int, got {eval_block}")
+    eval_sets = {split: query_view(sequences, split, max_len, mask_history, eval_block) for split in ("valid", "test")}
 
     def recommend_inputs(user_ids: np.ndarray) -> dict[str, np.ndarray]:
         """Each user's window over the whole sequence (train, valid and test): what comes next."""
