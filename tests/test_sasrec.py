@@ -116,15 +116,16 @@ def test_two_devices_train_a_sequence_model_like_one(tmp_path):
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--config.model.max_len=1",), "model.max_len: expected >= 2"),
-    (("--config.model.num_heads=3",), "model.num_heads"),
-    (("--config.eval.monitor=auc@10",), "eval.monitor"),
+@pytest.mark.parametrize("overrides,message", [
+    ({"model.max_len": 1}, "model.max_len: expected >= 2"),
+    ({"model.num_heads": 3}, "model.num_heads"),
+    ({"eval.monitor": "auc@10"}, "eval.monitor"),
+    ({"eval.every": 0}, "eval.every"),
 ])
-def test_bad_sequential_config_is_one_line(tmp_path, args, message):
-    proc = run_cli(tmp_path, *args)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+def test_bad_sequential_config_is_a_config_error(tmp_path, overrides, message):
+    from mmjax.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        train_and_evaluate(small_sequential(**overrides), str(tmp_path))
 
 
 def test_a_sequential_model_on_data_without_order_is_one_line(tmp_path):
@@ -137,17 +138,15 @@ def test_a_sequential_model_on_data_without_order_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("category,message", [
-    (np.array([0, 1, 2], np.int64), "per-item files disagree|beyond the 3 rows"),
+    (np.array([0, 1, 2], np.int64), "beyond the 3 rows of item_category.npy"),
     (np.array([0, -1, 2, 1, 0, 1], np.int64), "item_category.npy row 1: category -1"),
 ])
-def test_bad_category_files_are_one_line(tmp_path, category, message):
-    data = tmp_path / "data"
-    data.mkdir()
+def test_bad_category_files_are_data_errors(tmp_path, category, message):
+    from mmjax.data import load_mmrec_dir
+    from mmjax.errors import DataError
     rows = "".join(f"{u}\t{i}\t{p}\t{x}\n" for u in range(2) for p, (i, x) in enumerate([(1, 0), (2, 0), (3, 0),
                                                                                         (4, 1), (5, 2)]))
-    (data / "toy.inter").write_text("userID\titemID\tseq_pos\tx_label\n" + rows)
-    np.save(data / "item_category.npy", category)
-    proc = run_cli(tmp_path / "run", f"--config.data.dir={data}")
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    import re
-    assert proc.returncode == 2 and len(errors) == 1 and re.search(message, errors[0]), proc.stderr[-2000:]
+    (tmp_path / "toy.inter").write_text("userID\titemID\tseq_pos\tx_label\n" + rows)
+    np.save(tmp_path / "item_category.npy", category)
+    with pytest.raises(DataError, match=message):
+        load_mmrec_dir(tmp_path)
