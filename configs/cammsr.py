@@ -28,4 +28,5 @@ def get_config():
     model.experts = "all"  # subsets form: every non-empty stream subset; "uni": w/o synergy
     model.expert_attention = True  # subsets form: self-attention among the experts; False: w/o expert-attn
     model.norm = "dyt"  # DyT in place of LayerNorm (the paper); "layernorm" for the ablation
+    model.dyt_input_alpha0 = 0.5  # [our choice] DyT α at the encoder input (the DyT paper: 0.5)
     return config

@@ -145,13 +145,14 @@ class CAMMSR(nn.Module):
     score_mode: str
     experts: str
     expert_attention: bool
+    input_alpha0: float = 0.5  # DyT's α at the input: the N(0, 0.02) embeddings are far from unit scale
 
     def setup(self) -> None:
         d = self.hidden
         self.item_embedding = self.param("item_embedding", DENSE_INIT, (self.num_items, d))
         self.projections = {m: nn.Dense(d, kernel_init=DENSE_INIT) for m in self.streams if m != ID_STREAM}
         self.position_embedding = self.param("position_embedding", DENSE_INIT, (self.max_len, d))
-        self.input_norm = make_norm(self.norm, self.eps)
+        self.input_norm = make_norm(self.norm, self.eps, alpha0=self.input_alpha0)
         self.dropout = nn.Dropout(self.hidden_dropout)
         self.encoder = CausalEncoder(self.num_layers, self.num_heads, self.inner, self.hidden_dropout,
                                      self.attention_dropout, self.norm, self.eps)
@@ -360,7 +361,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
                     expert_hidden=int(cfg.expert_hidden), expert_dropout=float(cfg.expert_dropout),
                     gate=str(cfg.gate), gate_temperature=float(cfg.gate_temperature),
                     category_guidance=bool(cfg.category_guidance), score_mode=str(cfg.score_mode),
-                    experts=str(cfg.experts), expert_attention=bool(cfg.expert_attention))
+                    experts=str(cfg.experts), expert_attention=bool(cfg.expert_attention),
+                    input_alpha0=float(cfg.get("dyt_input_alpha0", 0.5)))
     swap_on = len(streams) >= 2 and cfg.swap_weight > 0
     cat_weight, swap_weight = float(cfg.cat_weight), float(cfg.swap_weight)
 

@@ -34,12 +34,12 @@ class DyT(nn.Module):
         return gamma * jnp.tanh(alpha * x) + beta
 
 
-def make_norm(kind: str, eps: float, name: str | None = None) -> nn.Module:
-    """LayerNorm(eps) or DyT by name; ConfigError for another."""
+def make_norm(kind: str, eps: float, name: str | None = None, alpha0: float = 0.5) -> nn.Module:
+    """LayerNorm(eps) or DyT (α initialised at alpha0) by name; ConfigError for another."""
     if kind == "layernorm":
         return nn.LayerNorm(epsilon=eps, name=name)
     if kind == "dyt":
-        return DyT(name=name)
+        return DyT(alpha0=alpha0, name=name)
     raise ConfigError(f"model.norm: expected one of {NORMS}, got {kind!r}")
 
 
