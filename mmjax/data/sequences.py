@@ -192,19 +192,25 @@ class PackedRows:
     positions: np.ndarray
     last: np.ndarray
 
+    def padded(self, rows: int) -> "PackedRows":
+        """The same histories in `rows` rows (>= the rows used), the extra rows padding."""
+        extra = rows - len(self.tokens)
+        if extra < 0:
+            raise ValueError(f"PackedRows.padded: {len(self.tokens)} rows used, {rows} given")
+        pad = lambda a: np.pad(a, [(0, extra), (0, 0)])  # noqa: E731 - PAD_ID and segment 0 are both 0
+        return PackedRows(tokens=pad(self.tokens), segments=pad(self.segments), positions=pad(self.positions),
+                          last=self.last)
 
-def pack_windows(windows: np.ndarray, num_rows: int | None = None) -> PackedRows:
-    """Left-padded windows [m, L] (each with >= 1 item) packed next fit, in order, into num_rows rows
-    (default: as few as next fit needs; ValueError when num_rows is too few)."""
+
+def pack_windows(windows: np.ndarray) -> PackedRows:
+    """Left-padded windows [m, L] (each with >= 1 item) packed next fit, in order, into as few rows as next
+    fit needs (PackedRows.padded adds rows)."""
     windows = np.asarray(windows)
     count, row_length = windows.shape
     lengths = (windows != PAD_ID).sum(axis=1)
     if count and lengths.min() < 1:
         raise DataError("pack_windows: every history must hold at least one item")
-    rows, offsets, needed = pack_next_fit(lengths, row_length)
-    num_rows = needed if num_rows is None else num_rows
-    if needed > num_rows:
-        raise ValueError(f"pack_windows: {needed} rows needed, {num_rows} given")
+    rows, offsets, num_rows = pack_next_fit(lengths, row_length)
     tokens = np.full((num_rows, row_length), PAD_ID, np.int32)
     segments = np.zeros((num_rows, row_length), np.int32)
     positions = np.zeros((num_rows, row_length), np.int32)

@@ -49,7 +49,7 @@ def epoch_instance_batches(histories: np.ndarray, targets: np.ndarray, batch_siz
     chunks = [order[start:start + per_shard] for start in range(0, steps * batch_size, per_shard)]
     packed = [pack_windows(histories[chunk]) for chunk in chunks]
     rows = -(-max(len(p.tokens) for p in packed) // ROW_MULTIPLE) * ROW_MULTIPLE
-    packed = [pack_windows(histories[chunk], rows) for chunk in chunks]
+    packed = [p.padded(rows) for p in packed]
 
     def stack_rows(field: str) -> np.ndarray:
         return np.stack([getattr(p, field) for p in packed]).reshape(steps, shards * rows, -1)
@@ -70,9 +70,9 @@ def packed_blocks(windows: np.ndarray, block_size: int) -> tuple[dict[str, np.nd
     """Each block of `block_size` consecutive windows packed into rows (one row count for all blocks):
     ({'tokens', 'segments', 'positions': [blocks, rows, L]}, 'last' [n] within the query's block)."""
     chunks = [windows[start:start + block_size] for start in range(0, len(windows), block_size)]
-    rows = max(len(pack_windows(chunk).tokens) for chunk in chunks)
-    rows = -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE
-    packed = [pack_windows(chunk, rows) for chunk in chunks]
+    packed = [pack_windows(chunk) for chunk in chunks]
+    rows = -(-max(len(p.tokens) for p in packed) // ROW_MULTIPLE) * ROW_MULTIPLE
+    packed = [p.padded(rows) for p in packed]
     fields = {name: np.stack([getattr(p, name) for p in packed]) for name in ("tokens", "segments", "positions")}
     return fields, np.concatenate([p.last for p in packed])
 
