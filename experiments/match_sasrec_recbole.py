@@ -115,6 +115,11 @@ def recbole_to_params(weights: dict[str, np.ndarray], item_tokens: np.ndarray, n
                        "input_norm": norm("LayerNorm"), "encoder": encoder}}
 
 
+def recorded_weights(trace, when: str) -> dict[str, np.ndarray]:
+    """RecBole's state_dict as the trace holds it, `when` being 'initial' or 'final'."""
+    return {key.split("/", 1)[1]: trace[key] for key in trace.files if key.startswith(f"{when}/")}
+
+
 def trace_batches(trace) -> list[dict[str, np.ndarray]]:
     """The recorded RecBole batches as mmjax SASRec training batches (left-padded, ids shifted, packed)."""
     from mmjax.data.sequences import PAD_ID, pack_windows
@@ -154,8 +159,7 @@ def mmjax_side(path: str, data: str) -> dict:
         raise SystemExit(f"error: {path} has {len(trace['item_tokens']) - 1} items, {data} {dataset.num_items}")
     model = build_model(config.model, dataset)
     layers = int(config.model.num_layers)
-    params = jax.tree.map(np.asarray, recbole_to_params(
-        {k.split("/", 1)[1]: trace[k] for k in trace.files if k.startswith("initial/")}, trace["item_tokens"], layers))
+    params = jax.tree.map(np.asarray, recbole_to_params(recorded_weights(trace, "initial"), trace["item_tokens"], layers))
     reference_shapes = jax.tree.map(np.shape, model.init(jax.random.PRNGKey(0)))
     if jax.tree.map(np.shape, params) != reference_shapes:
         raise SystemExit("error: the mapped RecBole weights do not have mmjax SASRec's parameter tree")
@@ -172,8 +176,7 @@ def mmjax_side(path: str, data: str) -> dict:
     for batch in trace_batches(trace):
         params, opt_state, loss = step(params, opt_state, batch)
         losses.append(loss.item())
-    final = recbole_to_params({k.split("/", 1)[1]: trace[k] for k in trace.files if k.startswith("final/")},
-                              trace["item_tokens"], layers)
+    final = recbole_to_params(recorded_weights(trace, "final"), trace["item_tokens"], layers)
     gaps = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), params, final)
     theirs = trace["losses"]
     relative = np.abs(np.array(losses) - theirs) / theirs
