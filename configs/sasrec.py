@@ -8,4 +8,6 @@ def get_config():
     config = defaults.sequential_config()
     config.model.name = "sasrec"
     config.model.modalities = ()  # none: ID only
+    # RecBole's softmax also covers its padding row, a trainable extra class never scored [our choice: off]
+    config.model.softmax_pad = False
     return config

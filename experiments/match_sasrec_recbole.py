@@ -5,8 +5,9 @@ removes the noise: RecBole builds its SASRec and its shuffled training batches o
 initial weights, the batches and the loss of each Adam step; mmjax then starts from those weights, takes the
 same batches and steps, and the per-step losses and the final weights are compared. With dropout 0 both
 sides are deterministic, so what remains is float rounding, plus RecBole's one modelling quirk: its softmax
-covers the padding row of the item table (a trainable extra class) where ours covers real items only.
-`--pad-class=excluded` trains the RecBole side without that class, isolating the rest.
+covers the padding row of the item table (a trainable extra class), which ours has with `model.softmax_pad`
+on. A stock trace is replayed with it on (RecBole's padding row becomes our padding class); a trace of
+`--pad-class=excluded` (RecBole trained without that class) with it off, our default.
 
 Two steps, two environments (RecBole's venv has no jax, mmjax's no torch):
 
@@ -91,9 +92,11 @@ def recbole_side(args) -> None:
     print(f"wrote {args.out}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
 
 
-def recbole_to_params(weights: dict[str, np.ndarray], item_tokens: np.ndarray, num_layers: int) -> dict:
+def recbole_to_params(weights: dict[str, np.ndarray], item_tokens: np.ndarray, num_layers: int,
+                      pad_class: bool) -> dict:
     """RecBole SASRec weights as mmjax SASRec params (torch Linear [out, in] -> Dense kernel [in, out]);
-    the item table reordered from RecBole's internal ids to ours (the original ids), its padding row dropped."""
+    the item table reordered from RecBole's internal ids to ours (the original ids), its padding row our
+    padding class when `pad_class`, else dropped."""
     def dense(prefix):
         return {"kernel": weights[f"{prefix}.weight"].T, "bias": weights[f"{prefix}.bias"]}
 
@@ -111,8 +114,11 @@ def recbole_to_params(weights: dict[str, np.ndarray], item_tokens: np.ndarray, n
                                          "norm": norm(f"{attention}.LayerNorm")}
         encoder[f"feed_forward_{layer}"] = {"dense_in": dense(f"{feed}.dense_1"), "dense_out": dense(f"{feed}.dense_2"),
                                             "norm": norm(f"{feed}.LayerNorm")}
-    return {"params": {"item_embedding": items, "position_embedding": weights["position_embedding.weight"],
-                       "input_norm": norm("LayerNorm"), "encoder": encoder}}
+    params = {"item_embedding": items, "position_embedding": weights["position_embedding.weight"],
+              "input_norm": norm("LayerNorm"), "encoder": encoder}
+    if pad_class:
+        params["pad_class"] = table[:1]
+    return {"params": params}
 
 
 def recorded_weights(trace, when: str) -> dict[str, np.ndarray]:
@@ -154,12 +160,15 @@ def mmjax_side(path: str, data: str) -> dict:
     config.model.name = "sasrec"
     config.model.modalities = ()
     config.model.hidden_dropout = config.model.attention_dropout = float(meta["dropout"])
+    pad_class = meta["pad_class"] == "stock"
+    config.model.softmax_pad = pad_class
     dataset = load_mmrec_dir(data)
     if dataset.num_items != len(trace["item_tokens"]) - 1:
         raise SystemExit(f"error: {path} has {len(trace['item_tokens']) - 1} items, {data} {dataset.num_items}")
     model = build_model(config.model, dataset)
     layers = int(config.model.num_layers)
-    params = jax.tree.map(np.asarray, recbole_to_params(recorded_weights(trace, "initial"), trace["item_tokens"], layers))
+    params = jax.tree.map(np.asarray, recbole_to_params(recorded_weights(trace, "initial"), trace["item_tokens"], layers,
+                                                      pad_class))
     reference_shapes = jax.tree.map(np.shape, model.init(jax.random.PRNGKey(0)))
     if jax.tree.map(np.shape, params) != reference_shapes:
         raise SystemExit("error: the mapped RecBole weights do not have mmjax SASRec's parameter tree")
@@ -176,11 +185,12 @@ def mmjax_side(path: str, data: str) -> dict:
     for batch in trace_batches(trace):
         params, opt_state, loss = step(params, opt_state, batch)
         losses.append(loss.item())
-    final = recbole_to_params(recorded_weights(trace, "final"), trace["item_tokens"], layers)
+    final = recbole_to_params(recorded_weights(trace, "final"), trace["item_tokens"], layers, pad_class)
     gaps = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), params, final)
     theirs = trace["losses"]
     relative = np.abs(np.array(losses) - theirs) / theirs
-    return {"trace": path, "recbole": meta, "steps": len(losses), "seconds": time.perf_counter() - start,
+    return {"trace": path, "recbole": meta, "mmjax_softmax_pad": pad_class, "steps": len(losses),
+            "seconds": time.perf_counter() - start,
             "loss_recbole": theirs.tolist(), "loss_mmjax": losses,
             "max_relative_loss_gap": float(relative.max()), "last_relative_loss_gap": float(relative[-1]),
             "max_abs_weight_gap_after": float(max(jax.tree.leaves(gaps))),

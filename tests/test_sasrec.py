@@ -150,3 +150,28 @@ def test_bad_category_files_are_data_errors(tmp_path, category, message):
     np.save(tmp_path / "item_category.npy", category)
     with pytest.raises(DataError, match=message):
         load_mmrec_dir(tmp_path)
+
+
+def test_softmax_pad_adds_one_trainable_training_class_and_nothing_else():
+    dataset = make_synthetic(num_users=60, num_items=30, mean_interactions=6.0, sequential=True, modalities={})
+    cfg = small_sequential().model
+    plain = build_model(cfg, dataset)
+    cfg.softmax_pad = True
+    padded = build_model(cfg, dataset)
+    params_pad = padded.init(jax.random.PRNGKey(0))
+    assert params_pad["params"]["pad_class"].shape == (1, int(cfg.embed_dim))
+    params = {"params": {k: v for k, v in params_pad["params"].items() if k != "pad_class"}}
+    assert "pad_class" not in plain.init(jax.random.PRNGKey(0))["params"]
+    windows = jnp.asarray(np.array([[0, 0, 3, 4, 5, 6, 7, 8, 9, 10], [0] * 7 + [2, 1, 4]], np.int32))
+    packed = pack_windows(np.asarray(windows))
+    batch = {"tokens": packed.tokens, "segments": packed.segments, "positions": packed.positions,
+             "last": packed.last, "target": jnp.array([3, 7], jnp.int32), "weights": jnp.ones(2)}
+    rng = jax.random.PRNGKey(1)
+    ce_plain, _ = plain.loss(params, plain.consts, batch, rng)
+    ce_pad, _ = padded.loss(params_pad, padded.consts, batch, rng)
+    assert float(ce_pad) > float(ce_plain)  # one more class in the denominator, the same logits otherwise
+    query = {"users": jnp.arange(2), "history": windows}
+    scores_plain = plain.score_fn(plain.score_state(params, plain.consts), query)
+    scores_pad = padded.score_fn(padded.score_state(params_pad, padded.consts), query)
+    assert scores_pad.shape == (2, dataset.num_items)  # the padding class is never scored
+    np.testing.assert_allclose(scores_pad, scores_plain, rtol=1e-6)

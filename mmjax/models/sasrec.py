@@ -12,7 +12,8 @@ history), which computes exactly what one left-padded window per history would a
 The input and output item tables are shared. With `model.modalities` naming feature files, each item's
 vector becomes E[i] + Σ_m W_m x_m(i) (a linear projection of each frozen feature, summed in): the plain
 fusion baseline a multimodal sequential model must beat. The padding item (id 0 of the windows) has a
-zero vector and is never scored.
+zero vector and is never scored. `model.softmax_pad` adds what RecBole's softmax has beyond this: its
+padding row is a trainable extra class of the training cross-entropy (never a target, never scored).
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ class SASRec(nn.Module):
     eps: float
     norm: str = "layernorm"
     modalities: tuple[str, ...] = ()  # feature tables projected and summed into the item vectors
+    softmax_pad: bool = False  # a trainable padding class in the training softmax, as RecBole's SASRec has
 
     def setup(self) -> None:
         self.item_embedding = self.param("item_embedding", DENSE_INIT, (self.num_items, self.hidden))
         self.position_embedding = self.param("position_embedding", DENSE_INIT, (self.max_len, self.hidden))
+        if self.softmax_pad:
+            self.pad_class = self.param("pad_class", DENSE_INIT, (1, self.hidden))
         self.projections = {name: nn.Dense(self.hidden, kernel_init=DENSE_INIT) for name in self.modalities}
         self.input_norm = make_norm(self.norm, self.eps)
         self.dropout = nn.Dropout(self.hidden_dropout)
@@ -62,6 +66,10 @@ class SASRec(nn.Module):
         for name in self.modalities:
             table = table + self.projections[name](features[name])
         return table
+
+    def output_table(self, table: jax.Array) -> jax.Array:
+        """The classes of the training softmax: the items, then the padding class when softmax_pad is on."""
+        return jnp.concatenate([table, self.pad_class]) if self.softmax_pad else table
 
     def __call__(self, tokens: jax.Array, segments: jax.Array, positions: jax.Array, table: jax.Array,
                  deterministic: bool) -> jax.Array:
@@ -116,7 +124,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
     module = SASRec(num_items=dataset.num_items, hidden=int(cfg.embed_dim), max_len=int(cfg.max_len),
                     num_layers=int(cfg.num_layers), num_heads=int(cfg.num_heads), inner=int(cfg.inner_size),
                     hidden_dropout=float(cfg.hidden_dropout), attention_dropout=float(cfg.attention_dropout),
-                    eps=float(cfg.layer_norm_eps), norm=str(cfg.get("norm", "layernorm")), modalities=modalities)
+                    eps=float(cfg.layer_norm_eps), norm=str(cfg.get("norm", "layernorm")), modalities=modalities,
+                    softmax_pad=bool(cfg.get("softmax_pad", False)))
 
     def init(rng):
         history = jnp.ones((1, int(cfg.max_len)), jnp.int32)
@@ -130,10 +139,10 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Sequen
         def run(module):
             table = module.items(consts["features"])
             hidden = module(batch["tokens"], batch["segments"], batch["positions"], table, False)
-            return last_states(hidden, batch["last"]), table
+            return last_states(hidden, batch["last"]), module.output_table(table)
 
-        user_vectors, table = nn.apply(run, module)(params, rngs={"dropout": rng})
-        ce = next_item_cross_entropy(user_vectors @ table.T, batch["target"], batch["weights"], axis_name)
+        user_vectors, classes = nn.apply(run, module)(params, rngs={"dropout": rng})
+        ce = next_item_cross_entropy(user_vectors @ classes.T, batch["target"], batch["weights"], axis_name)
         return ce, {"ce": ce}
 
     def score_state(params, consts):
