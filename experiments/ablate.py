@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="results folder under experiments/results/")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override applied to every variant, e.g. --set train.num_epochs=200")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL",
+                        help="train only this grid variant (repeatable; the table still shows every finished one)")
     parser.add_argument("--rerun", action="store_true", help="train again even where a result JSON exists")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: tabulate the (variant, seed) runs whose JSON exists")
@@ -178,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         base = with_overrides(load_config_file(args.config),
                               {**{k: parse_value(v) for k, v in common.items()}, "data.dir": args.data})
         variants = load_grid(args.grid)
+        unknown = sorted(set(args.variant) - {label for label, _ in variants})
+        if unknown:
+            raise ConfigError(f"--variant: {unknown} not in the grid's labels {[label for label, _ in variants]}")
         seeds = [int(s) for s in args.seeds.split(",")]
         dataset = os.path.basename(os.path.normpath(args.data)) if args.data else "synthetic"
         name = args.name or f"ablate_{base.model.name}_{dataset}"
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
         for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
             for label, overrides in variants:
-                if args.finished_only:
+                if args.finished_only or (args.variant and label not in args.variant):
                     path = os.path.join(folder, f"{slug(label)}_seed{seed}.json")
                     if os.path.exists(path):
                         with open(path) as f:

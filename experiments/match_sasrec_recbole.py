@@ -3,7 +3,9 @@
 Seed-to-seed noise hides small implementation differences in a 3-seed comparison of test metrics. This
 removes the noise: RecBole builds its SASRec and its shuffled training batches on scientific, records its
 initial weights, the batches and the loss of each Adam step; mmjax then starts from those weights, takes the
-same batches and steps, and the per-step losses and the final weights are compared. With dropout 0 both
+same batches and steps, and the per-step losses and the final weights are compared. RecBole's evaluator then
+ranks valid and test with its trained weights, and mmjax's evaluation views rank them with the same weights,
+so the metrics compare the two evaluations alone. With dropout 0 both
 sides are deterministic, so what remains is float rounding, plus RecBole's one modelling quirk: its softmax
 covers the padding row of the item table (a trainable extra class), which ours has with `model.softmax_pad`
 on. A stock trace is replayed with it on (RecBole's padding row becomes our padding class); a trace of
@@ -43,16 +45,18 @@ def recbole_side(args) -> None:
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
+    from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     reference.convert(reference.read_inter(args.data), args.workdir)
     config_dict = reference.recbole_config(args.seed, args.workdir, epochs=1, stopping_step=10)
-    config_dict.update(hidden_dropout_prob=args.dropout, attn_dropout_prob=args.dropout, state="WARNING")
+    config_dict.update(hidden_dropout_prob=args.dropout, attn_dropout_prob=args.dropout, state="WARNING",
+                       metric_decimal_place=8)
     config = Config(model="SASRec", dataset=reference.DATASET, config_dict=config_dict)
     torch.set_num_threads(1)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    train_data, _, _ = data_preparation(config, dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = SASRec(config, train_data._dataset)
     tokens = np.array([PAD] + [int(t) for t in dataset.field2id_token["item_id"][1:]], np.int64)
@@ -83,13 +87,23 @@ def recbole_side(args) -> None:
             losses.append(loss.item())
             step += 1
     final = {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
+    trainer = Trainer(config, model)
+    evaluation = {split: {reference_metric(k): float(v) for k, v in
+                          trainer.evaluate(data, load_best_model=False, show_progress=False).items()}
+                  for split, data in (("valid", valid_data), ("test", test_data))}
     np.savez(args.out, losses=np.array(losses), batch_sizes=np.array([len(t) for t in targets]),
              histories=np.concatenate(histories), lengths=np.concatenate(lengths), targets=np.concatenate(targets),
              item_tokens=tokens, meta=json.dumps({"seed": args.seed, "dropout": args.dropout, "steps": args.steps,
                                                   "pad_class": args.pad_class, "shims": notes,
+                                                  "evaluation": evaluation,
                                                   "versions": reference.versions()}),
              **{f"initial/{k}": v for k, v in initial.items()}, **{f"final/{k}": v for k, v in final.items()})
     print(f"wrote {args.out}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+
+
+def reference_metric(name: str) -> str:
+    """RecBole's metric name as mmjax's ('hit@5' -> 'hr@5'; the others are the same)."""
+    return "hr@" + name.split("@")[1] if name.startswith("hit@") else name
 
 
 def recbole_to_params(weights: dict[str, np.ndarray], item_tokens: np.ndarray, num_layers: int,
@@ -189,12 +203,34 @@ def mmjax_side(path: str, data: str) -> dict:
     gaps = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), params, final)
     theirs = trace["losses"]
     relative = np.abs(np.array(losses) - theirs) / theirs
+    evaluation = evaluate_like(meta.get("evaluation"), config, dataset, jax.tree.map(np.asarray, final))
     return {"trace": path, "recbole": meta, "mmjax_softmax_pad": pad_class, "steps": len(losses),
             "seconds": time.perf_counter() - start,
             "loss_recbole": theirs.tolist(), "loss_mmjax": losses,
             "max_relative_loss_gap": float(relative.max()), "last_relative_loss_gap": float(relative[-1]),
             "max_abs_weight_gap_after": float(max(jax.tree.leaves(gaps))),
-            "max_abs_item_weight_after": float(np.max(np.abs(final["params"]["item_embedding"])))}
+            "max_abs_item_weight_after": float(np.max(np.abs(final["params"]["item_embedding"]))),
+            "evaluation": evaluation}
+
+
+def evaluate_like(recorded: dict | None, config, dataset, params) -> dict | None:
+    """mmjax's valid and test metrics of RecBole's trained weights beside RecBole's own (None for a trace
+    without them), and the largest absolute difference."""
+    if not recorded:
+        return None
+    from mmjax.eval.ranking import evaluate, parse_metric
+    from mmjax.train.sequential import sequential_task
+
+    task = sequential_task(config, dataset)
+    state = task.score_state(params, task.consts, None)
+    names = sorted(recorded["test"])
+    ks = sorted({parse_metric(name)[1] for name in names})
+    kinds = sorted({parse_metric(name)[0] for name in names})
+    ours = {split: {k: v for k, v in evaluate(task.score_fn, state, task.eval_sets[split], ks=ks,
+                                               metrics=kinds).items() if k in recorded[split]}
+            for split in ("valid", "test")}
+    gap = max(abs(ours[split][k] - recorded[split][k]) for split in ours for k in ours[split])
+    return {"recbole": recorded, "mmjax": ours, "max_abs_metric_gap": gap}
 
 
 def main() -> None:
@@ -225,6 +261,10 @@ def main() -> None:
         print(f"{run['trace']} ({run['recbole']['pad_class']} pad class, dropout {run['recbole']['dropout']}): "
               f"{run['steps']} steps, loss {run['loss_recbole'][-1]:.5f} (RecBole) vs {run['loss_mmjax'][-1]:.5f}, "
               f"max relative gap {run['max_relative_loss_gap']:.2e}, weights apart by {run['max_abs_weight_gap_after']:.2e}")
+        if run["evaluation"]:
+            test = run["evaluation"]
+            print(f"  evaluating RecBole's weights: test recall@10 {test['recbole']['test']['recall@10']:.6f} (RecBole) "
+                  f"vs {test['mmjax']['test']['recall@10']:.6f}, largest metric gap {test['max_abs_metric_gap']:.2e}")
     if args.json:
         reference.write_json(args.json, record)
 

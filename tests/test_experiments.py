@@ -45,6 +45,11 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
     assert "| n_layers=1 | 1,2 |" in table and "| n_layers=2 | 1 |" in table
     assert "Not run yet: n_layers=3." in table
     assert not (folder / "n_layers=2_seed2.json").exists() and not (folder / "n_layers=3_seed1.json").exists()
+    # --variant trains only the named variants and tabulates every finished one
+    assert ablate.main([a for a in partial if a != "--finished-only"] + ["--variant", "n_layers=2"]) == 0
+    assert (folder / "n_layers=2_seed2.json").exists() and not (folder / "n_layers=3_seed1.json").exists()
+    assert "| n_layers=2 | 1,2 |" in (folder / "table.md").read_text()
+    assert ablate.main(args + ["--variant", "n_layers=9"]) == 2
 
 
 @pytest.mark.parametrize("model, count", [("rlmultimodalrec", 13), ("magnet", 13)])
