@@ -10,6 +10,14 @@ Both sides must have run first:
   # RecBole 1.2.1, outside the repository's environment (see experiments/reproduce_recbole.py)
   /work/recbole-venv/bin/python experiments/reproduce_recbole.py --seeds 2020 2021 2022
   python experiments/fidelity_sasrec.py
+
+More seeds: name several ablate folders and RecBole records; the seeds both sides have are pooled.
+
+  python experiments/fidelity_sasrec.py \
+      --ours experiments/results/sasrec_scientific experiments/results/sasrec_scientific_seeds \
+      --recbole experiments/results/recbole_sasrec_scientific.json \
+                experiments/results/recbole_sasrec_scientific_seeds2023_2024.json \
+      --out experiments/results/sasrec_vs_recbole_scientific_5seeds.json
 """
 
 from __future__ import annotations
@@ -30,20 +38,29 @@ THRESHOLD = 0.97  # issue 17: at least 97 % of RecBole on test Recall@10 and NDC
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ours", default=os.path.join(RESULTS, "sasrec_scientific"), help="ablate results folder")
+    parser.add_argument("--ours", nargs="+", default=[os.path.join(RESULTS, "sasrec_scientific")],
+                        help="ablate results folders (a seed is read from the first that has it)")
     parser.add_argument("--variant", default="SASRec", help="the variant of the ablate folder to compare")
-    parser.add_argument("--recbole", default=os.path.join(RESULTS, "recbole_sasrec_scientific.json"))
+    parser.add_argument("--recbole", nargs="+", default=[os.path.join(RESULTS, "recbole_sasrec_scientific.json")],
+                        help="reproduce_recbole.py records (their runs are pooled by seed)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "sasrec_vs_recbole_scientific.json"))
     args = parser.parse_args()
-    with open(args.recbole) as f:
-        recbole = json.load(f)
-    theirs = {int(run["seed"]): run for run in recbole["runs"]}
+    records = []
+    for path in args.recbole:
+        with open(path) as f:
+            records.append(json.load(f))
+    checksums = {record["dataset_checksum"]["sha256"] for record in records}
+    if len(checksums) != 1:
+        raise SystemExit(f"error: --recbole records ran on different data ({sorted(checksums)})")
+    recbole = records[0]
+    theirs = {int(run["seed"]): run for record in records for run in record["runs"]}
     ours = {}
     for seed in theirs:
-        path = os.path.join(args.ours, f"{args.variant.replace(' ', '_')}_seed{seed}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                ours[seed] = json.load(f)
+        for folder in args.ours:
+            path = os.path.join(folder, f"{args.variant.replace(' ', '_')}_seed{seed}.json")
+            if seed not in ours and os.path.exists(path):
+                with open(path) as f:
+                    ours[seed] = json.load(f)
     seeds = sorted(set(ours) & set(theirs))
     if not seeds:
         raise SystemExit(f"error: no seed has both our run ({args.ours}) and RecBole's ({args.recbole})")
@@ -57,10 +74,11 @@ def main() -> None:
     ratio = {m: mean["mmjax"][m] / mean["recbole"][m] for m in METRICS}
     record = {
         "what": f"{args.variant} (mmjax) vs RecBole 1.2.1 SASRec, test metrics at the best-valid NDCG@10 epoch",
-        "seeds": seeds, "complete": seeds == sorted(theirs) and len(seeds) == 3,
+        "seeds": seeds, "complete": seeds == sorted(theirs) and len(seeds) >= 3,
         "dataset_checksum": {"mmjax": ours[seeds[0]]["dataset_checksum"], "recbole": recbole["dataset_checksum"]},
         "mmjax_commits": sorted({ours[s].get("commit", "?") for s in seeds}),
-        "mmjax_command": ours[seeds[0]].get("command"), "recbole_command": recbole.get("command"),
+        "mmjax_command": ours[seeds[0]].get("command"),
+        "recbole_commands": [record.get("command") for record in records],
         "per_seed": per_seed, "mean": mean, "ratio_mmjax_over_recbole": ratio,
         "threshold": THRESHOLD,
         "meets_threshold": all(ratio[m] >= THRESHOLD for m in ("recall@10", "ndcg@10")),
