@@ -250,6 +250,9 @@ def main() -> None:
     ours.add_argument("--json", default=None, help="write the comparison here")
     args = parser.parse_args()
     if args.side == "recbole":
+        args.data, args.workdir, args.out = (os.path.abspath(p) for p in (args.data, args.workdir, args.out))
+        os.makedirs(args.workdir, exist_ok=True)
+        os.chdir(args.workdir)  # RecBole's Trainer writes ./log_tensorboard/ relative to the working directory
         recbole_side(args)
         return
     record = {"what": "mmjax SASRec replaying RecBole 1.2.1 SASRec traces (same initial weights and batches)",
