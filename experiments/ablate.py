@@ -7,14 +7,17 @@
 --grid is a python file whose get_grid() returns [(label, {dotted field: value}), ...], or an inline
 Cartesian product 'field=v1,v2;field2=v1,v2'. Every run trains through mmjax.train.train_and_evaluate
 in runs/ablate/<name>/<variant>_seed<seed> (a killed runner resumes its runs from their checkpoints) and
-its results.json is kept as experiments/results/<name>/<variant>_seed<seed>.json; runs whose JSON
-exists are not repeated (--rerun repeats them). Then <name>/table.md (mean ± standard deviation over
-seeds, with the reported figures for the same dataset beside), summary.json and chart.png.
+its results.json is kept as experiments/results/<name>/<variant>_seed<seed>.json. A run whose JSON
+exists is not repeated when that JSON was trained with the same config and data (checksum); one that
+was not is refused, naming the field (--rerun repeats it, another --name keeps both). Then
+<name>/table.md (mean ± standard deviation over seeds, with the reported figures for the same dataset
+beside), summary.json and chart.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import logging
@@ -27,6 +30,7 @@ import numpy as np
 
 from mmjax.config_files import call_file_function, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
+from mmjax.train.checkpoint import first_difference, without_fields
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -57,16 +61,78 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", label).strip("_") or "base"
 
 
+# Fields a finished run may differ in and still stand for the one asked for: how it was checkpointed,
+# distributed and scored in blocks, what --mode=recommend writes, and where its data lay (the data itself
+# is compared by checksum).
+REUSE_IGNORES = ("train.checkpoint_every", "train.distributed", "eval.batch_size", "recommend", "data.dir")
+
+
+def json_tree(tree: Any) -> Any:
+    """A config dict as JSON stores it (tuples as lists, other values as their str)."""
+    return json.loads(json.dumps(tree, default=str))
+
+
+def with_defaults(recorded: Any, defaults: Any) -> Any:
+    """`recorded` with the fields it lacks taken from `defaults`: fields added to the config after a run
+    was recorded default to the behaviour it ran with."""
+    if not (isinstance(recorded, dict) and isinstance(defaults, dict)):
+        return recorded
+    return {**defaults, **{key: with_defaults(value, defaults.get(key)) for key, value in recorded.items()}}
+
+
+_CHECKSUMS: dict[str, str] = {}  # data config (as JSON) -> its dataset's checksum
+
+
+def dataset_checksum(data_cfg) -> str:
+    """The checksum of the dataset a data config loads; each data config is loaded once per process."""
+    from mmjax.train.train import load_dataset
+
+    key = json.dumps(json_tree(data_cfg.to_dict()), sort_keys=True)
+    if key not in _CHECKSUMS:
+        _CHECKSUMS[key] = load_dataset(data_cfg).checksum
+    return _CHECKSUMS[key]
+
+
+def finished_run(path: str, config, defaults: dict) -> dict | None:
+    """The results JSON at `path` if it exists and was trained with `config` and its data, else None when
+    there is none; ConfigError naming the first differing field when it was trained otherwise.
+
+    `defaults` (the config file's, as JSON) fills the fields a record predates."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        results = json.load(f)
+    recorded = results.get("config")
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{path}: holds no 'config', so what it was trained with is unknown; rerun it with "
+                          "--rerun or choose another --name")
+    wanted = json_tree(config.to_dict())
+    difference = first_difference(without_fields(with_defaults(copy.deepcopy(recorded), defaults), REUSE_IGNORES),
+                                  without_fields(copy.deepcopy(wanted), REUSE_IGNORES))
+    if difference is None:
+        checksum = dataset_checksum(config.data)
+        if results.get("dataset_checksum") != checksum:
+            difference = f"dataset_checksum ({results.get('dataset_checksum')} vs {checksum})"
+    if difference is not None:
+        raise ConfigError(f"{path}: trained with another configuration than asked for: {difference} (recorded vs "
+                          "asked); rerun it with --rerun or choose another --name")
+    return results
+
+
 def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: dict[str, Any], seed: int,
-                rerun: bool) -> dict:
-    """Results of one (variant, seed): read from its JSON, or trained and saved."""
+                rerun: bool, defaults: dict, train: bool = True) -> dict | None:
+    """Results of one (variant, seed): its JSON when trained with the same config and data, else (when
+    `train`) trained and saved; None for a run neither finished nor to be trained."""
+    path = os.path.join(results_dir, f"{slug(label)}_seed{seed}.json")
+    config = with_overrides(base, {**overrides, "train.seed": seed})
+    if not rerun:
+        finished = finished_run(path, config, defaults)
+        if finished is not None or not train:
+            if finished is not None:
+                logging.info("reused %s: trained with the same config and data", path)
+            return finished
     from mmjax.train.train import train_and_evaluate
 
-    path = os.path.join(results_dir, f"{slug(label)}_seed{seed}.json")
-    if os.path.exists(path) and not rerun:
-        with open(path) as f:
-            return json.load(f)
-    config = with_overrides(base, {**overrides, "train.seed": seed})
     workdir = os.path.join(runs_dir, f"{slug(label)}_seed{seed}")
     logging.info("ablation variant %s (seed %d) -> %s", label, seed, workdir)
     results = train_and_evaluate(config, workdir)
@@ -187,16 +253,15 @@ def main(argv: list[str] | None = None) -> int:
         dataset = os.path.basename(os.path.normpath(args.data)) if args.data else "synthetic"
         name = args.name or f"ablate_{base.model.name}_{dataset}"
         folder, runs_dir = os.path.join(args.results_root, name), os.path.join(args.runs_root, name)
+        defaults = json_tree(load_config_file(args.config).to_dict())
         runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
         for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
             for label, overrides in variants:
-                if args.finished_only or (args.variant and label not in args.variant):
-                    path = os.path.join(folder, f"{slug(label)}_seed{seed}.json")
-                    if os.path.exists(path):
-                        with open(path) as f:
-                            runs[label].append(json.load(f))
-                    continue
-                runs[label].append(run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun))
+                train = not args.finished_only and (not args.variant or label in args.variant)
+                results = run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun and train,
+                                      defaults, train=train)
+                if results is not None:
+                    runs[label].append(results)
     except MmjaxError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -43,6 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.monitor = "recall@20"  # the metric of the selection view (valid) that picks the best epoch
     config.eval.every = 1  # epochs between evaluations; patience counts evaluations
     config.eval.batch_size = 4096
+    # Model selection: the monitor as compared (None: exact; RecBole rounds to metric_decimal_place = 4) and
+    # which epoch of a tie is kept ('first', MMRec's; 'last': a tie replaces the best and restarts patience,
+    # RecBole's early_stopping)
+    config.eval.monitor_decimals = config_dict.placeholder(int)
+    config.eval.ties = "first"
 
     config.recommend = ml_collections.ConfigDict()
     config.recommend.k = 20  # items per user written by --mode=recommend

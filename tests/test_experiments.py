@@ -52,6 +52,51 @@ def test_ablation_runner_writes_runs_table_and_chart_and_reuses_runs(tmp_path):
     assert ablate.main(args + ["--variant", "n_layers=9"]) == 2
 
 
+def test_ablation_runner_never_reuses_a_run_of_another_config_or_dataset(tmp_path, capsys, caplog):
+    """The same --name with another --set (or other data) is refused in one line naming the field and the
+    JSON; --rerun trains it again; the same config is reused, and the log says so."""
+    args = ["--config=configs/lightgcn.py", "--grid=model.n_layers=1", "--seeds=1", "--name=tiny",
+            f"--results-root={tmp_path / 'results'}", f"--runs-root={tmp_path / 'runs'}", *TINY]
+    assert ablate.main(args) == 0
+    path = tmp_path / "results" / "tiny" / "n_layers=1_seed1.json"
+    with caplog.at_level("INFO"):
+        assert ablate.main(args + ["--finished-only"]) == 0
+    assert any(f"reused {path}" in r.getMessage() for r in caplog.records)
+    capsys.readouterr()
+    longer = args + ["--set", "train.num_epochs=3"]
+    for extra in ([], ["--finished-only"]):
+        assert ablate.main(longer + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err
+        assert "train.num_epochs (2 vs 3)" in err and "--rerun" in err
+    assert ablate.main(args + ["--set", "data.synthetic.num_users=81"]) == 2
+    assert "data.synthetic.num_users (100 vs 81)" in capsys.readouterr().err
+    assert json.loads(path.read_text())["config"]["train"]["num_epochs"] == 2  # the refused run is kept
+    assert ablate.main(longer + ["--rerun"]) == 0
+    assert json.loads(path.read_text())["config"]["train"]["num_epochs"] == 3
+    assert ablate.main(longer) == 0  # now the same config: reused
+
+
+def test_finished_run_check_fills_fields_a_record_predates_and_compares_the_data(tmp_path):
+    """A field added to the config after a run was recorded takes the config file's default; a dataset with
+    the same config but other contents (checksum) is refused."""
+    base = load_config_file(os.path.join(ROOT, "configs", "lightgcn.py"))
+    base.data.synthetic.update(num_users=80, num_items=50)
+    defaults = ablate.json_tree(load_config_file(os.path.join(ROOT, "configs", "lightgcn.py")).to_dict())
+    recorded = ablate.json_tree(base.to_dict())
+    del recorded["eval"]["ties"]  # as a record written before eval.ties existed
+    path = tmp_path / "run.json"
+    checksum = ablate.dataset_checksum(base.data)
+    path.write_text(json.dumps({"config": recorded, "dataset_checksum": checksum}))
+    assert ablate.finished_run(str(path), base, defaults)["dataset_checksum"] == checksum
+    assert ablate.finished_run(str(tmp_path / "none.json"), base, defaults) is None
+    with pytest.raises(ConfigError, match="eval.ties"):
+        ablate.finished_run(str(path), with_overrides(base, {"eval.ties": "last"}), defaults)
+    path.write_text(json.dumps({"config": recorded, "dataset_checksum": "0" * 64}))
+    with pytest.raises(ConfigError, match="dataset_checksum"):
+        ablate.finished_run(str(path), base, defaults)
+
+
 @pytest.mark.parametrize("model, count", [("rlmultimodalrec", 13), ("magnet", 13)])
 def test_ablation_grid_file_variants_all_apply(model, count):
     base = load_config_file(os.path.join(ROOT, "configs", f"{model}.py"))

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from mmjax.errors import ConfigError
+from mmjax.train.loop import eval_spec
 from mmjax.train.state import EarlyStopping
 from mmjax.train.train import train_and_evaluate
 
@@ -45,3 +47,24 @@ def test_early_stopping_state():
         stopper = stopper.update(value, epoch)
     assert stopper.best_epoch == 1 and stopper.bad_epochs == 2
     assert not stopper.should_stop(2) and stopper.should_stop(1)
+
+
+def test_recbole_selection_rule_keeps_the_later_of_tied_rounded_values():
+    """eval.monitor_decimals = 4 with eval.ties = 'last' is RecBole's rule: .06071 and .06068 both round to
+    .0607, so the later epoch is kept and patience restarts; the default rule keeps epoch 0."""
+    values = [0.06071, 0.06068, 0.0601]
+    def spec_with(**fields):
+        eval_cfg = small_config().eval
+        for field, value in fields.items():
+            eval_cfg[field] = value
+        return eval_spec(eval_cfg)
+
+    default, recbole = spec_with(), spec_with(monitor_decimals=4, ties="last")
+    for spec, best_epoch, bad in ((default, 0, 2), (recbole, 1, 1)):
+        stopper = EarlyStopping()
+        for epoch, value in enumerate(values):
+            stopper = stopper.update(spec.selection_value({spec.monitor: value}), epoch, later_ties=spec.later_ties)
+        assert (stopper.best_epoch, stopper.bad_epochs) == (best_epoch, bad)
+    for field, value in (("ties", "middle"), ("monitor_decimals", -1)):
+        with pytest.raises(ConfigError, match=rf"eval\.{field}"):
+            spec_with(**{field: value})

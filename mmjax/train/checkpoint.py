@@ -43,7 +43,8 @@ class CorruptCheckpointError(Exception):
     """A checkpoint step restored, but not to what was saved (checksum mismatch, non-finite state)."""
 
 
-def _without(tree: dict[str, Any], dotted_fields: tuple[str, ...]) -> dict[str, Any]:
+def without_fields(tree: dict[str, Any], dotted_fields: tuple[str, ...]) -> dict[str, Any]:
+    """`tree` (a nested config dict, changed in place) without the dotted fields named."""
     for dotted in dotted_fields:
         *parents, leaf = dotted.split(".")
         node = tree
@@ -56,7 +57,7 @@ def _without(tree: dict[str, Any], dotted_fields: tuple[str, ...]) -> dict[str, 
 def run_identity(config_dict: dict[str, Any], dataset_checksum: str,
                  ignored: tuple[str, ...] = RESUMABLE_CHANGES) -> dict[str, Any]:
     """What must stay the same for a workdir's checkpoints to be used: config (less `ignored`) and data."""
-    return {"config": _without(json.loads(json.dumps(config_dict, default=str)), ignored),
+    return {"config": without_fields(json.loads(json.dumps(config_dict, default=str)), ignored),
             "dataset_checksum": dataset_checksum}
 
 
@@ -223,7 +224,7 @@ class RunCheckpoints:
         if previous is None:
             raise MmjaxError(f"{self.run_json}: missing, so nothing tells which config and data trained these "
                              "checkpoints; retrain in a new --workdir")
-        previous = {**previous, "config": _without(previous.get("config", {}), EVALUATION_CHANGES)}
+        previous = {**previous, "config": without_fields(previous.get("config", {}), EVALUATION_CHANGES)}
         difference = first_difference(previous, identity)
         if difference is None:
             return

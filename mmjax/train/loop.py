@@ -31,6 +31,8 @@ from mmjax.train.state import RunProgress, TrainState, is_finite
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 
+TIES = ("first", "last")  # eval.ties: which of several epochs with the best monitor value is kept
+
 logger = logging.getLogger(__name__)
 
 
@@ -111,6 +113,13 @@ class EvalSpec:
     monitor: str
     every: int
     batch_size: int
+    monitor_decimals: int | None = None  # the monitor rounded to this many decimals before comparing
+    later_ties: bool = False  # an evaluation equal to the best replaces it (eval.ties = 'last')
+
+    def selection_value(self, metrics: dict[str, float]) -> float:
+        """The monitored metric as model selection compares it (rounded when monitor_decimals is set)."""
+        value = float(metrics[self.monitor])
+        return value if self.monitor_decimals is None else round(value, self.monitor_decimals)
 
     def headline(self) -> tuple[str, ...]:
         """The monitor and the other metrics at its k (at most three names), for log lines."""
@@ -135,7 +144,14 @@ def eval_spec(eval_cfg: ml_collections.ConfigDict) -> EvalSpec:
     every = eval_cfg.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"eval.every: expected an int >= 1 (epochs between evaluations), got {every!r}")
-    return EvalSpec(ks=ks, metrics=metrics, monitor=monitor, every=every, batch_size=int(eval_cfg.batch_size))
+    decimals = eval_cfg.get("monitor_decimals", None)
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0):
+        raise ConfigError(f"eval.monitor_decimals: expected None or an int >= 0, got {decimals!r}")
+    ties = eval_cfg.get("ties", "first")
+    if ties not in TIES:
+        raise ConfigError(f"eval.ties: expected one of {TIES}, got {ties!r}")
+    return EvalSpec(ks=ks, metrics=metrics, monitor=monitor, every=every, batch_size=int(eval_cfg.batch_size),
+                    monitor_decimals=decimals, later_ties=ties == "last")
 
 
 def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
@@ -296,7 +312,8 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
             record["eval_seconds"] = time.perf_counter() - start
             record[task.select_on] = selected
             count_bad = schedule_info is None or not task.schedule.holds_early_stop(schedule_info["next"])
-            stopper = progress.stopper.update(selected[spec.monitor], epoch, count_bad=count_bad)
+            stopper = progress.stopper.update(spec.selection_value(selected), epoch, count_bad=count_bad,
+                                              later_ties=spec.later_ties)
             improved = stopper.improved_at(epoch)
             if improved:
                 best = {task.select_on: selected,

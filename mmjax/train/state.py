@@ -40,16 +40,17 @@ class TrainState:
 class EarlyStopping:
     """Host-side model-selection state: stop once more than `patience` evaluations fail to improve.
 
-    Strict improvement of the monitored metric, as MMRec's early_stopping.
+    Strict improvement of the monitored metric, as MMRec's early_stopping; with `later_ties` a value equal
+    to the best also counts as one (the later epoch is kept and patience restarts), as RecBole's.
     """
 
     best_value: float = -float("inf")
     best_epoch: int = -1
     bad_epochs: int = 0
 
-    def update(self, value: float, epoch: int, count_bad: bool = True) -> "EarlyStopping":
+    def update(self, value: float, epoch: int, count_bad: bool = True, later_ties: bool = False) -> "EarlyStopping":
         """`count_bad=False` (e.g. before a schedule's trigger) tracks the best without using up patience."""
-        if value > self.best_value:
+        if value > self.best_value or (later_ties and value == self.best_value):
             return EarlyStopping(best_value=value, best_epoch=epoch, bad_epochs=0)
         return self.replace(bad_epochs=self.bad_epochs + int(count_bad))
 
