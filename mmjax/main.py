@@ -12,6 +12,7 @@ import traceback
 from absl import app, flags
 from ml_collections import config_flags
 
+from mmjax.config_files import field_parent, flat_fields, load_config_file
 from mmjax.errors import MmjaxError, describe_os_error
 
 FLAGS = flags.FLAGS
@@ -40,6 +41,53 @@ def quiet_background_failures() -> None:
             default_hook(unraisable)
 
     sys.unraisablehook = hook
+
+
+HELP_FLAGS = ("--help", "-h", "-help")
+CONFIG_PREFIX = "--config."
+
+
+def flag_value(argv: list[str], name: str) -> str | None:
+    """The value of `--name=V` or `--name V` in argv (the last one given), or None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"{name}="):
+            value = arg.split("=", 1)[1]
+        elif arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def config_help(path: str | None) -> str:
+    """The fields a --config.FIELD=VALUE flag may set, with the config file's values."""
+    if path is None:
+        return "Config fields: give --config=FILE with --help to list that config's fields."
+    fields = flat_fields(load_config_file(path))
+    width = max(len(name) for name in fields)
+    lines = [f"Config fields of {path} (set any with --config.FIELD=VALUE):"]
+    lines += [f"  --config.{name.ljust(width)}  {value!r}" for name, value in fields.items()]
+    return "\n".join(lines)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, keeping the CLI's promise for mistakes in the command line: a missing config
+    file, an unknown --config.FIELD (with the nearest known name), a value that does not parse or a
+    missing flag are one line and exit 2. --help also lists the config's fields."""
+    path = flag_value(argv, "--config")
+    try:
+        if any(arg in HELP_FLAGS for arg in argv[1:]):
+            print(FLAGS.main_module_help() + "\n\n" + config_help(path))
+            sys.exit(0)
+        names = [arg[len(CONFIG_PREFIX):].split("=", 1)[0] for arg in argv[1:] if arg.startswith(CONFIG_PREFIX)]
+        if path is not None:
+            config = load_config_file(path)
+            for name in names:
+                field_parent(config, name, what=CONFIG_PREFIX)
+        return FLAGS(argv)
+    except MmjaxError as error:
+        fail(f"--config: {error}" if path is not None and str(error).startswith(path) else str(error), 2)
+    except flags.Error as error:
+        fail(" ".join(str(error).split()), 2)
 
 
 def main(argv):
@@ -73,4 +121,4 @@ def fail(message: str, status: int) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

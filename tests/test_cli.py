@@ -98,3 +98,35 @@ def test_bad_config_value_is_one_line_exit_2(tmp_path, override, field):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert field in proc.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--config.train.num_epoch=3"], "--config.train.num_epoch: config has no field 'num_epoch'; did you mean "
+                                     "'num_epochs'?"),
+    (["--config.trian.num_epochs=3"], "did you mean 'train'?"),
+    (["--config.train.num_epochs=abc"], "--config.train.num_epochs=abc"),
+    (["--no_such_flag=1"], "no_such_flag"),
+])
+def test_command_line_mistakes_are_one_line_exit_2(tmp_path, args, expected):
+    proc = run_main(tmp_path, *args)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: ") and expected in proc.stderr
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_missing_or_broken_config_file_is_one_line_exit_2(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    for config, expected in (("configs/nosuch.py", "--config: configs/nosuch.py: file not found"),
+                             (str(broken), f"{broken}: get_config() failed: SyntaxError")):
+        proc = run_main(tmp_path / "run", config=config)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr[-2000:]
+        assert expected in proc.stderr
+
+
+def test_help_lists_the_config_fields_with_their_values(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mmjax.main", "--config=configs/sasrec.py", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--workdir" in proc.stdout and "Config fields of configs/sasrec.py" in proc.stdout
+    assert "--config.train.num_epochs" in proc.stdout and "--config.model.max_len" in proc.stdout
