@@ -130,3 +130,23 @@ def test_help_lists_the_config_fields_with_their_values(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--workdir" in proc.stdout and "Config fields of configs/sasrec.py" in proc.stdout
     assert "--config.train.num_epochs" in proc.stdout and "--config.model.max_len" in proc.stdout
+
+
+def test_a_second_run_on_a_busy_workdir_is_refused_and_a_stale_lock_does_not_block(tmp_path):
+    """While a run holds the workdir (here: this process, through the same lock) another is refused in one
+    line, exit 2, writing nothing; a lock file left by a killed run holds no lock, so training proceeds."""
+    from mmjax.train.workdir_lock import LOCK_FILE, workdir_lock
+
+    small = ["--config.train.num_epochs=2", "--config.data.synthetic.num_users=60",
+             "--config.data.synthetic.num_items=60"]
+    with workdir_lock(str(tmp_path)):
+        proc = run_main(tmp_path, *small)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "another run is training in this workdir" in errors[0]
+    assert f"pid {os.getpid()}" in errors[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "metrics.jsonl").exists()
+    (tmp_path / LOCK_FILE).write_text('{"pid": 999999, "host": "gone", "started": "then", "command": "x"}')
+    proc = run_main(tmp_path, *small)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2

@@ -8,6 +8,7 @@ run would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -30,6 +31,7 @@ from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, rep
 from mmjax.train.state import RunProgress, TrainState, is_finite
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
+from mmjax.train.workdir_lock import workdir_lock
 
 TIES = ("first", "last")  # eval.ties: which of several epochs with the best monitor value is kept
 
@@ -222,11 +224,14 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     state = trainer.initial_state(int(train_cfg.seed))
 
     commit = (metadata or {}).get("commit")  # recorded per epoch: a resumed run may span checkouts
-    with RunCheckpoints(workdir) as checkpoints:
-        checkpoints.check_same_run(run_identity(config.to_dict(), str((metadata or {}).get("dataset_checksum", ""))))
-        progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit)
-    results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
-    writer.results(results, config)
+    lock = workdir_lock(workdir) if is_primary_host() else contextlib.nullcontext()
+    with lock:
+        with RunCheckpoints(workdir) as checkpoints:
+            checkpoints.check_same_run(run_identity(config.to_dict(),
+                                                    str((metadata or {}).get("dataset_checksum", ""))))
+            progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit)
+        results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
+        writer.results(results, config)
     logger.info("best epoch %d | %s | %.2f s per epoch", progress.stopper.best_epoch,
                 " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline())
                            for view in task.report_views), results["seconds_per_epoch"])
