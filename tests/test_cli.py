@@ -150,3 +150,34 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_a_stale_lock_does_not_blo
     proc = run_main(tmp_path, *small)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_sparse_ids_are_remapped_and_recommendations_name_the_dataset_ids(tmp_path):
+    """Two users with ids 7 and 2000000000 (dense storage would need two billion rows) train in seconds;
+    an i_id_mapping.csv names the items; recommendations.csv and the workdir's id maps carry both."""
+    rows = [f"{user}\t{item}\t{label}\n" for user, first in ((7, 0), (2000000000, 30)) for item, label in
+            zip(range(first, first + 20), [0] * 18 + [1, 2])]
+    data = write_dir(tmp_path / "d", "userID\titemID\tx_label\n" + "".join(rows))
+    (data / "i_id_mapping.csv").write_text("asin\titemID\n" + "".join(f"A{i:03d}\t{i}\n" for i in range(60)))
+    common = ["--config.train.num_epochs=2", f"--config.data.dir={data}", "--config.eval.ks=(5,)",
+              "--config.eval.monitor=recall@5", "--config.recommend.k=3"]
+    proc = run_main(tmp_path / "run", *common)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "userID holds 2 distinct ids up to 2000000000; remapped to 0..1" in proc.stderr
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["num_users"] == 2
+    assert (tmp_path / "run" / "user_ids.tsv").read_text() == "user_id\tuser\n0\t7\n1\t2000000000\n"
+    assert (tmp_path / "run" / "item_ids.tsv").read_text().splitlines()[1:3] == ["0\tA000", "1\tA001"]
+    proc = run_main(tmp_path / "run", *common, "--mode=recommend")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "run" / "recommendations.csv").read_text().splitlines()
+    assert lines[0] == "user_id,rank,item_id,score,user,item" and len(lines) == 1 + 2 * 3
+    for line in lines[1:]:
+        user, _, item, _, user_name, item_name = line.split(",")
+        assert user_name == ("7", "2000000000")[int(user)] and item_name == f"A{int(item):03d}"
+
+
+def test_a_malformed_id_map_is_one_line_exit_2(tmp_path):
+    data = write_dir(tmp_path / "d", HEADER + "".join(good_rows()))
+    (data / "u_id_mapping.csv").write_text("user_id\tuserID\nA\t0\nB\t0\n")
+    proc = run_main(tmp_path / "run", f"--config.data.dir={data}")
+    assert proc.returncode == 2 and "u_id_mapping.csv line 3: userID 0 is mapped a second time" in proc.stderr

@@ -120,6 +120,10 @@ class InteractionDataset:
     checksum: str = ""
     source: str = ""
     sequences: UserSequences | None = None  # every interaction in time order, repeats kept; None = no order
+    # The dataset's own id of each user / item (str [num_users] / [num_items]; '' where unknown), from its
+    # id maps or from remapping sparse ids; None: the internal ids are the dataset's
+    user_names: np.ndarray | None = None
+    item_names: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for field in ("num_users", "num_items"):
@@ -137,6 +141,13 @@ class InteractionDataset:
         object.__setattr__(self, "features", _as_features(self.features, self.num_items))
         if self.item_category is not None:
             object.__setattr__(self, "item_category", _as_category(self.item_category, self.num_items))
+        for field, count in (("user_names", self.num_users), ("item_names", self.num_items)):
+            names = getattr(self, field)
+            if names is not None:
+                names = _read_only(np.asarray(names, dtype=str))
+                if names.shape != (count,):
+                    raise DataError(f"dataset {self.name!r}: {field} has shape {names.shape}, expected ({count},)")
+                object.__setattr__(self, field, names)
         if self.sequences is not None and (self.sequences.num_users != self.num_users
                                            or self.sequences.num_items != self.num_items):
             raise DataError(f"dataset {self.name!r}: its sequences cover {self.sequences.num_users} users and "

@@ -31,6 +31,9 @@ FEATURE_SUFFIX = "_feat.npy"
 CATEGORY_FILE = "item_category.npy"
 NPY_MAGIC = b"\x93NUMPY"
 SPLIT_NAMES = ("train", "valid", "test")
+# MMRec's id maps (the dataset's own ids beside the integer ids of the .inter file), tab-separated
+ID_MAPS = {"userID": ("u_id_mapping.csv", "u_id_mapping.tsv"), "itemID": ("i_id_mapping.csv", "i_id_mapping.tsv")}
+SPARSE_SLACK = 1024  # ids up to 2 x (distinct ids) + this are kept as they are; sparser ones are remapped
 
 
 def list_files(directory: Path) -> tuple[Path, list[Path], Path | None]:
@@ -245,6 +248,45 @@ def load_category(data: bytes) -> np.ndarray:
     return array
 
 
+def dense_ids(file_name: str, column: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ids, None) when the ids are about dense; else (their ranks among the distinct ids, the distinct
+    ids), so a file with a few ids as large as 2000000000 does not allocate two billion rows."""
+    distinct = np.unique(ids)
+    if int(ids.max()) + 1 <= 2 * len(distinct) + SPARSE_SLACK:
+        return ids, None
+    logger.info("%s: %s holds %d distinct ids up to %d; remapped to 0..%d in id order (the original ids are "
+                "kept and named in recommendations)", file_name, column, len(distinct), int(ids.max()),
+                len(distinct) - 1)
+    return np.searchsorted(distinct, ids), distinct
+
+
+def find_id_map(directory: Path, column: str) -> Path | None:
+    """The directory's id map for `column` (userID or itemID), if it has one."""
+    found = [directory / name for name in ID_MAPS[column] if (directory / name).is_file()]
+    if len(found) > 1:
+        raise DataError(f"{directory}: both {found[0].name} and {found[1].name} map {column}; keep one")
+    return found[0] if found else None
+
+
+def id_names(file_name: str, data: bytes, column: str, file_ids: np.ndarray) -> np.ndarray:
+    """The dataset's own id (the map's first column other than `column`) of each of `file_ids` ('' for an
+    id the map does not name); one-line DataError for a malformed map."""
+    header, fields, line_numbers = split_table(file_name, data)
+    if column not in header or len(header) < 2:
+        raise DataError(f"{file_name} line 1: expected a tab-separated header with {column!r} and the dataset's "
+                        f"own id column, found {', '.join(map(repr, header))}")
+    ids = parse_ids(file_name, column, fields[:, header.index(column)], line_numbers)
+    names = np.strings.strip(fields[:, next(i for i, c in enumerate(header) if c != column)])
+    order = np.argsort(ids, kind="stable")
+    repeated = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if len(repeated):
+        row = order[repeated[0] + 1]
+        raise DataError(f"{file_name} line {line_numbers[row]}: {column} {ids[row]} is mapped a second time")
+    at = np.minimum(np.searchsorted(ids[order], file_ids), max(len(ids) - 1, 0))
+    known = (ids[order][at] == file_ids) if len(ids) else np.zeros(len(file_ids), bool)
+    return np.where(known, names[order][at] if len(ids) else "", "")
+
+
 def drop_duplicates(keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices (in file order) of the rows to keep: per key, the smallest label, then the first row."""
     order = np.lexsort((np.arange(len(keys)), labels, keys))
@@ -277,8 +319,23 @@ def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
         if len(beyond):
             raise DataError(f"{inter_path.name}: itemID {items[beyond[0]]} at line {line_numbers[beyond[0]]} "
                             f"is beyond the {rows} rows of {file_name}")
-    num_users = int(users.max()) + 1
-    num_items = max(int(items.max()) + 1, *item_files.values()) if item_files else int(items.max()) + 1
+    users, user_ids = dense_ids(inter_path.name, "userID", users)
+    item_ids = None
+    if not item_files:  # with per-item files an item id is a row number, so it stays
+        items, item_ids = dense_ids(inter_path.name, "itemID", items)
+    num_users = int(users.max()) + 1 if user_ids is None else len(user_ids)
+    num_items = max(int(items.max()) + 1, *item_files.values()) if item_files else \
+        (int(items.max()) + 1 if item_ids is None else len(item_ids))
+    names = {}
+    for column, file_ids, count in (("userID", user_ids, num_users), ("itemID", item_ids, num_items)):
+        file_ids = np.arange(count) if file_ids is None else file_ids
+        map_path = find_id_map(directory, column)
+        if map_path is not None:
+            names[column] = id_names(map_path.name, read_bytes(map_path), column, file_ids)
+            logger.info("%s: the dataset's own ids of %d of %d %s", map_path.name, int((names[column] != "").sum()),
+                        count, "users" if column == "userID" else "items")
+        elif len(file_ids) and not np.array_equal(file_ids, np.arange(count)):
+            names[column] = file_ids.astype(str)
 
     sequences = None
     if order is not None:
@@ -300,7 +357,7 @@ def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
     dataset = InteractionDataset(
         name=name, num_users=num_users, num_items=num_items, **splits, features=features,
         item_category=category, checksum=files_checksum(blobs), source=str(directory.resolve()),
-        sequences=sequences)
+        sequences=sequences, user_names=names.get("userID"), item_names=names.get("itemID"))
     logger.info("loaded %s from %s in %.2f s", name, directory, time.perf_counter() - start)
     log_dataset_report(dataset)
     return dataset

@@ -26,7 +26,7 @@ from mmjax.eval import evaluate, recommend_top_k
 from mmjax.eval.recommend import check_users
 from mmjax.train.checkpoint import EVALUATION_CHANGES, RunCheckpoints, run_identity
 from mmjax.train.loop import eval_spec, fit, format_metrics
-from mmjax.train.parallel import initialize_distributed
+from mmjax.train.parallel import initialize_distributed, is_primary_host
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 from mmjax.train.sequential import sequential_task
@@ -83,7 +83,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "commit": git_commit(),
         "platform": jax.default_backend(),
     }
-    return fit(task, config, workdir, metadata)
+    results = fit(task, config, workdir, metadata)
+    write_id_maps(dataset, workdir)
+    return results
+
+
+def write_id_maps(dataset: InteractionDataset, workdir: str) -> None:
+    """<workdir>/user_ids.tsv and item_ids.tsv (internal id, the dataset's own id) where the dataset has them,
+    so a run's outputs can be read back to the original ids without the data directory."""
+    for kind, names in (("user", dataset.user_names), ("item", dataset.item_names)):
+        if names is not None and is_primary_host():
+            with open(os.path.join(workdir, f"{kind}_ids.tsv"), "w") as f:
+                f.write(f"{kind}_id\t{kind}\n" + "".join(f"{i}\t{name}\n" for i, name in enumerate(names)))
 
 
 def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[InteractionDataset, Task, Any, dict]:
@@ -152,7 +163,8 @@ def parse_users(spec: str | None) -> np.ndarray | None:
 
 
 def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[int] | None = None) -> str:
-    """Writes <workdir>/recommendations.csv: user_id, rank, item_id, score for the top recommend.k items.
+    """Writes <workdir>/recommendations.csv: user_id, rank, item_id, score for the top recommend.k items,
+    and the dataset's own ids in columns user and item where it has them (id maps, remapped sparse ids).
 
     Items in the user's `recommend.exclude_splits` interactions are never recommended; `users` defaults
     to every user.
@@ -169,13 +181,17 @@ def recommend(config: ml_collections.ConfigDict, workdir: str, users: Sequence[i
                                     int(config.recommend.k), block_size=int(config.eval.batch_size),
                                     top_k_fn=task.top_k_fn, inputs=inputs)
     path = os.path.join(workdir, "recommendations.csv")
+    user_names, item_names = dataset.user_names, dataset.item_names
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["user_id", "rank", "item_id", "score"])
+        writer.writerow(["user_id", "rank", "item_id", "score"] + ["user"] * (user_names is not None)
+                        + ["item"] * (item_names is not None))
         for user, user_items, user_scores in zip(users, items, scores):
             for rank, (item, score) in enumerate(zip(user_items, user_scores), start=1):
                 if item >= 0:
-                    writer.writerow([int(user), rank, int(item), f"{float(score):.6g}"])
+                    writer.writerow([int(user), rank, int(item), f"{float(score):.6g}"]
+                                    + ([user_names[user]] if user_names is not None else [])
+                                    + ([item_names[item]] if item_names is not None else []))
     k, short = int(config.recommend.k), int((items < 0).any(axis=1).sum())
     logger.info("wrote %d rows, the top %d items of %d users (best epoch %d), to %s%s", int((items >= 0).sum()), k,
                 len(users), info["epoch"], path,
