@@ -166,3 +166,18 @@ def test_mixed_knn_graph_is_the_weighted_sum_of_the_modality_graphs():
                 + 0.9 * dense_adjacency(knn_item_graph(features["text"], k=3)))
     np.testing.assert_allclose(dense_adjacency(mixed), expected, atol=1e-6)
     assert np.all(np.diff(mixed.receivers) >= 0)
+
+
+def test_partial_top_k_selection_equals_a_stable_full_sort_ties_included():
+    """The kNN graphs' partial selection keeps exactly what a stable argsort of -scores keeps first:
+    largest first, ties (many here: small integer scores, and -0.0 beside 0.0) to the lower column."""
+    from mmjax.graph.knn import top_k_stable
+
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        rows, cols = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+        k = int(rng.integers(1, cols + 1))
+        scores = (rng.integers(-2, 3, (rows, cols)) if trial % 2 else rng.normal(size=(rows, cols))).astype(np.float32)
+        scores[:, : cols // 3] *= -0.0 if trial % 3 == 0 else 1.0
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(top_k_stable(scores, k), expected)

@@ -12,6 +12,22 @@ from mmjax.errors import DataError
 from mmjax.graph.bipartite import symmetric_weights
 
 
+def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
+    """int [rows, k]: each row's k largest entries, largest first, ties to the lower column: exactly the first
+    k of a stable argsort of -scores, found by a partial selection (linear per row, not a full sort)."""
+    rows, cols = scores.shape
+    if k == cols:
+        return np.argsort(-scores, axis=1, kind="stable")
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # each row's k-th largest value
+    above = scores > kth
+    tied = scores == kth
+    needed = k - above.sum(axis=1, keepdims=True)  # how many of the tied entries, lowest columns first
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= needed))
+    top = np.nonzero(chosen)[1].reshape(rows, k)  # ascending column within each row
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
 def knn_cosine_edges(features: np.ndarray, k: int = 10,
                      block_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(receivers, senders, cosines): each item's top-k most cosine-similar items, itself included
@@ -27,8 +43,7 @@ def knn_cosine_edges(features: np.ndarray, k: int = 10,
     rows, cols, vals = [], [], []
     for start in range(0, num_items, block_size):
         sim = x[start:start + block_size] @ x.T
-        # Stable sort of -sim: ties keep the lower item index first.
-        top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        top = top_k_stable(sim, k)
         rows.append(np.repeat(np.arange(start, start + len(sim)), k))
         cols.append(top.reshape(-1))
         vals.append(np.take_along_axis(sim, top, axis=1).reshape(-1))
