@@ -1,5 +1,6 @@
 """The ablation runner, the comparison table and the run report, on tiny synthetic runs."""
 
+import datetime
 import json
 import os
 
@@ -171,3 +172,16 @@ def test_resplit_keeps_each_users_split_sizes_and_draws_new_members(tmp_path):
         count = lambda d: np.bincount(getattr(d, split)[:, 0], minlength=30)
         assert np.array_equal(count(original), count(resplit))
     assert np.array_equal(original.features["image"], resplit.features["image"])
+
+
+def test_startup_benchmark_reads_the_phases_from_the_log_stamps():
+    from experiments import bench_startup
+
+    launched = datetime.datetime(2026, 12, 6, 13, 54, 20).timestamp()
+    stderr = "\n".join(["WARNING: no stamp here",
+                        "I1206 13:54:21.500000 1 mmrec.py:1] loaded tiktok",
+                        "I1206 13:54:22.000000 1 dataset.py:1] dataset 'tiktok' (...): 9319 users",
+                        "I1206 13:54:25.250000 1 loop.py:1] training lightgcn on tiktok: 35 steps per epoch",
+                        "I1206 13:54:29.000000 1 loop.py:1] epoch    0 | loss 0.69 | valid recall@20 0.01"])
+    assert bench_startup.phases(stderr, launched) == {"first_log_line": 1.5, "data_loaded": 2.0,
+                                                      "training_line": 5.25, "first_epoch_line": 9.0}
