@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     missing = [label for label, _ in variants if not runs[label]]
     if len(missing) == len(variants):
-        print(f"error: no finished runs under {folder}", file=sys.stderr)
+        print(f"error: no finished runs of seeds {args.seeds} under {folder}", file=sys.stderr)
         return 2
     columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     rows = summarise([v for v in variants if runs[v[0]]], runs, columns)

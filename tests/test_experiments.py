@@ -185,3 +185,14 @@ def test_startup_benchmark_reads_the_phases_from_the_log_stamps():
                         "I1206 13:54:29.000000 1 loop.py:1] epoch    0 | loss 0.69 | valid recall@20 0.01"])
     assert bench_startup.phases(stderr, launched) == {"first_log_line": 1.5, "data_loaded": 2.0,
                                                       "training_line": 5.25, "first_epoch_line": 9.0}
+
+
+@pytest.mark.parametrize("tool", ["experiments.ablate", "experiments.compare", "experiments.bench_startup",
+                                  "mmjax.report"])
+def test_tools_run_from_any_directory(tmp_path, tool):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", tool, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "usage" in proc.stdout.lower(), proc.stderr[-2000:]
