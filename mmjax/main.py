@@ -5,6 +5,7 @@
   python -m mmjax.main --config=configs/lightgcn.py --workdir=runs/x --mode=recommend --users=0,5,7
 """
 
+import logging
 import os
 import sys
 import traceback
@@ -90,10 +91,32 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(" ".join(str(error).split()), 2)
 
 
+LOG_FILE = "mmjax.log"
+
+
+def log_to_workdir(workdir: str) -> None:
+    """Every log line of this run also goes to <workdir>/mmjax.log (appended: a resumed run adds to it)."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
+    except OSError:
+        return  # an unwritable workdir is reported, in one line, where the run first writes to it
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s] %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def quiet_platform_probe() -> None:
+    """jax logs that it found no TPU on every machine without one; that is not news on a CPU or GPU."""
+    logging.getLogger("jax._src.xla_bridge").addFilter(
+        lambda record: "Unable to initialize backend" not in record.getMessage())
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_background_failures()
+    quiet_platform_probe()
+    log_to_workdir(FLAGS.workdir)
     from mmjax.train import train  # imported late: jax starts after flag parsing
 
     try:

@@ -49,6 +49,11 @@ def test_synthetic_run_writes_metrics_results_and_plot(tmp_path):
     assert 0 <= results["best_epoch"] <= 2
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert "epoch    2" in proc.stderr  # progress on the terminal
+    assert "3/3 epochs, at most" in proc.stderr and "metrics at the best epoch" in proc.stderr
+    assert "Unable to initialize backend" not in proc.stderr  # no TPU probe noise
+    assert results["command"].startswith(f"{sys.executable} -m mmjax.main --config=configs/lightgcn.py")
+    log = (tmp_path / "mmjax.log").read_text()
+    assert "epoch    2" in log and "recall@50" in log  # the log file holds the end-of-run table too
 
 
 def test_main_job_magnet_runs_on_the_synthetic_default(tmp_path):

@@ -235,6 +235,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
     logger.info("best epoch %d | %s | %.2f s per epoch", progress.stopper.best_epoch,
                 " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline())
                            for view in task.report_views), results["seconds_per_epoch"])
+    logger.info("metrics at the best epoch (%d of %d run):\n%s", progress.stopper.best_epoch, progress.epochs_done,
+                metrics_table(progress.best))
     return results
 
 
@@ -335,11 +337,14 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         writer.epoch(record)
         progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best=best,
                                records=progress.records + (record,))
-        logger.info("epoch %4d | loss %.4f | %s | %.2fs train%s%s%s", epoch, record["loss"],
+        summary = epoch_summary(parts, task.schedule, schedule_info)
+        folded = len(parts) > 3 or task.schedule is not None  # a long line of loss parts goes on its own line
+        logger.info("epoch %4d | loss %.4f | %s | %.2fs train%s%s%s | %s%s", epoch, record["loss"],
                     format_metrics(task.select_on, record.get(task.select_on, {}), spec.headline())
                     if task.select_on in record else "not evaluated", train_seconds,
                     f" {record['eval_seconds']:.2f}s eval" if "eval_seconds" in record else "",
-                    " *" if improved else "", epoch_summary(parts, task.schedule, schedule_info))
+                    " *" if improved else "", "" if folded else summary, time_left(progress.records, num_epochs),
+                    "\n           " + summary.removeprefix(" | ") if folded and summary else "")
         finished = progress.epochs_done == num_epochs or stopper.should_stop(patience)
         if finished or progress.epochs_done % checkpoint_every == 0:
             checkpoints.save_latest(unreplicate(replicated_state), progress)
@@ -347,6 +352,30 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
             logger.info("early stop at epoch %d: no %s improvement for %d evaluations", epoch, spec.monitor,
                         stopper.bad_epochs)
     return progress, writer
+
+
+def time_left(records: tuple[dict[str, Any], ...], num_epochs: int) -> str:
+    """'12/100 epochs, at most 3m20s left': the epochs left at the median epoch time so far (after the first,
+    which compiles), an upper bound since early stopping may end the run sooner."""
+    seconds = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in records]
+    per_epoch = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+    left = int(round(per_epoch * (num_epochs - len(records))))
+    clock = f"{left // 3600}h{left // 60 % 60:02d}m" if left >= 3600 else f"{left // 60}m{left % 60:02d}s"
+    return f"{len(records)}/{num_epochs} epochs, at most {clock} left"
+
+
+def metrics_table(best: dict[str, dict[str, float]]) -> str:
+    """Every metric of the best epoch, one row each, a column per evaluation view (valid, test, ...)."""
+    views = [view for view in best if best[view]]
+    if not views:
+        return "no evaluation"
+    names = sorted({name for view in views for name in best[view]},
+                   key=lambda name: (name.split("@")[0], int(name.split("@")[1]) if "@" in name else 0))
+    width = max(len(name) for name in names)
+    lines = [" " * width + "".join(f"  {view:>8}" for view in views)]
+    lines += [name.ljust(width) + "".join(f"  {best[view][name]:8.4f}" if name in best[view] else "  " + " " * 8
+                                          for view in views) for name in names]
+    return "\n".join(lines)
 
 
 def epoch_summary(parts: dict[str, float], schedule: EpochSchedule | None,

@@ -79,7 +79,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "dataset_checksum": dataset.checksum,
         "num_users": dataset.num_users,
         "num_items": dataset.num_items,
-        "command": " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv),
+        "command": typed_command(),
         "commit": git_commit(),
         "platform": jax.default_backend(),
     }
@@ -95,6 +95,12 @@ def write_id_maps(dataset: InteractionDataset, workdir: str) -> None:
         if names is not None and is_primary_host():
             with open(os.path.join(workdir, f"{kind}_ids.tsv"), "w") as f:
                 f.write(f"{kind}_id\t{kind}\n" + "".join(f"{i}\t{name}\n" for i, name in enumerate(names)))
+
+
+def typed_command() -> str:
+    """The command line as the user typed it ('python -m mmjax.main --config=...'), shell-quoted."""
+    argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[InteractionDataset, Task, Any, dict]:
