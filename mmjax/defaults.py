@@ -10,6 +10,12 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.dir = config_dict.placeholder(str)  # None: the built-in synthetic dataset
+    # Where train / valid / test come from (data/splits.py): 'auto' = the file's x_label, else leave-one-out
+    # by its order column, else random by split_ratios per user; or 'x_label', 'random', 'leave_one_out'
+    config.data.split = "auto"
+    config.data.split_ratios = (0.8, 0.1, 0.1)
+    config.data.split_seed = 0
+    config.data.kcore = 0  # > 1: first drop users and items with fewer interactions, repeatedly
     config.data.synthetic = ml_collections.ConfigDict(dict(
         num_users=1000, num_items=600, latent_dim=16, mean_interactions=20.0, num_categories=8,
         modalities=dict(image=(64, 0.5), text=(32, 1.0)), popularity_skew=1.0, seed=0, sequential=False))

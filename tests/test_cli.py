@@ -68,7 +68,8 @@ def test_main_job_magnet_runs_on_the_synthetic_default(tmp_path):
 
 BAD_INPUTS = {
     "missing directory": (lambda p: p / "nope", "nope"),
-    "missing column": (lambda p: write_dir(p / "d", "userID\titemID\n0\t1\n"), "x_label"),
+    "missing column": (lambda p: write_dir(p / "d", "userID\titem\n0\t1\n"), "itemID"),
+    "x_label split without the column": (lambda p: write_dir(p / "d", "userID\titemID\n0\t1\n"), "x_label"),
     "negative id": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()) + "-1\t2\t5\t0\t0\n"), "line"),
     "non-integer id": (lambda p: write_dir(p / "d", HEADER + "".join(good_rows()) + "0\tabc\t5\t0\t0\n"), "line"),
     "empty train split": (lambda p: write_dir(p / "d", HEADER + "0\t1\t5\t0\t1\n1\t2\t5\t0\t2\n"), "train"),
@@ -86,7 +87,8 @@ BAD_INPUTS = {
 def test_bad_input_is_one_line_exit_2(tmp_path, case):
     make, expected_word = BAD_INPUTS[case]
     data_dir = make(tmp_path)
-    proc = run_main(tmp_path / "run", f"--config.data.dir={data_dir}")
+    split = ["--config.data.split=x_label"] if "x_label split" in case else []
+    proc = run_main(tmp_path / "run", f"--config.data.dir={data_dir}", *split)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -178,7 +178,7 @@ BAD_INPUT = {
     "empty_file": (lambda p: write_dir(p, inter=""), ["toy.inter is empty", "userID, itemID, x_label"]),
     "blank_file": (lambda p: write_dir(p, inter="\n \n"), ["toy.inter is empty"]),
     "missing_columns": (lambda p: write_dir(p, inter="userID\titem\n0\t0\n"),
-                        ["toy.inter line 1", "missing column(s) 'itemID', 'x_label'",
+                        ["toy.inter line 1", "missing column(s) 'itemID'",
                          "found columns 'userID', 'item'"]),
     "duplicate_column": (lambda p: write_dir(p, inter="userID\titemID\tx_label\titemID\n0\t0\t0\t1\n"),
                          ["line 1", "'itemID' appears more than once"]),

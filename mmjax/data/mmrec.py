@@ -21,11 +21,14 @@ import numpy as np
 
 from mmjax.data.dataset import MAX_ID, InteractionDataset, first_non_finite_row, log_dataset_report
 from mmjax.data.sequences import sort_into_sequences
+from mmjax.data.splits import check_split, kcore_keep, leave_one_out_labels, random_labels
 from mmjax.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
+REQUIRED_COLUMNS = ("userID", "itemID")  # and x_label (0 train, 1 valid, 2 test) unless data.split makes one
+# RecBole's atomic files: typed headers 'user_id:token item_id:token rating:float timestamp:float'
+ATOMIC_NAMES = {"user_id": "userID", "item_id": "itemID"}
 ORDER_COLUMNS = ("seq_pos", "timestamp")  # the first one present orders each user's interactions
 FEATURE_SUFFIX = "_feat.npy"
 CATEGORY_FILE = "item_category.npy"
@@ -85,7 +88,7 @@ def split_table(file_name: str, data: bytes) -> tuple[list[str], np.ndarray, np.
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError(f"{file_name} is empty; expected a tab-separated header with columns "
-                        f"{', '.join(REQUIRED_COLUMNS)} and one row per interaction")
+                        f"{', '.join(REQUIRED_COLUMNS)}, x_label (or a data.split) and one row per interaction")
     lines = text.split("\n")
     header = [column.strip() for column in lines[0].split("\t")]
     body = lines[1:]
@@ -112,7 +115,7 @@ def split_table(file_name: str, data: bytes) -> tuple[list[str], np.ndarray, np.
 
 def column_indices(file_name: str, header: list[str]) -> dict[str, int]:
     """Position of each required column; names the missing ones and those found."""
-    duplicated = sorted({c for c in header if header.count(c) > 1 and c in REQUIRED_COLUMNS})
+    duplicated = sorted({c for c in header if header.count(c) > 1 and c in REQUIRED_COLUMNS + ("x_label",)})
     if duplicated:
         raise DataError(f"{file_name} line 1: column {duplicated[0]!r} appears more than once in the header")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -160,29 +163,70 @@ def parse_order(file_name: str, column: str, values: np.ndarray, line_numbers: n
     return parsed
 
 
-def parse_inter(file_name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                      tuple[str, np.ndarray] | None]:
-    """(users int64, items int64, labels int64 in {0, 1, 2}, line numbers, (order column, its values) or
-    None) of every row of an .inter file."""
+def atomic_header(header: list[str]) -> tuple[list[str], dict[str, str]] | None:
+    """(column names, name -> type) of a RecBole atomic header ('user_id:token', ...), else None."""
+    if not header or not all(":" in column for column in header):
+        return None
+    names, types = [], {}
+    for column in header:
+        name, _, kind = column.partition(":")
+        name = ATOMIC_NAMES.get(name.strip(), name.strip())
+        names.append(name)
+        types[name] = kind.strip()
+    return names, types
+
+
+def parse_id_column(file_name: str, column: str, values: np.ndarray, line_numbers: np.ndarray,
+                    token: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ids int64, the token of each id or None): integer ids as they are; a token column (an atomic
+    file's) that is not all non-negative integers is numbered in sorted token order, its tokens kept."""
+    stripped = np.strings.strip(values)
+    if token and not (np.strings.isdecimal(stripped) & (np.strings.str_len(stripped) <= 10)).all():
+        if (stripped == "").any():
+            row = int(np.argmax(stripped == ""))
+            raise DataError(f"{file_name} line {line_numbers[row]}: {column} is empty")
+        tokens, ids = np.unique(stripped, return_inverse=True)
+        logger.info("%s: %s holds %d distinct tokens, numbered 0..%d in sorted order", file_name, column,
+                    len(tokens), len(tokens) - 1)
+        return ids.astype(np.int64), tokens
+    return parse_ids(file_name, column, values, line_numbers), None
+
+
+def parse_inter(file_name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray,
+                                                      tuple[str, np.ndarray] | None, dict[str, np.ndarray]]:
+    """(users int64, items int64, labels int64 in {0, 1, 2} or None without an x_label column, line
+    numbers, (order column, its values) or None, {column: tokens} for token-numbered id columns) of every
+    row of an .inter file (MMRec's, or RecBole's atomic one with a typed header)."""
     header, fields, line_numbers = split_table(file_name, data)
+    atomic = atomic_header(header)
+    if atomic is not None:
+        header, types = atomic
     columns = column_indices(file_name, header)
-    users = parse_ids(file_name, "userID", fields[:, columns["userID"]], line_numbers)
-    items = parse_ids(file_name, "itemID", fields[:, columns["itemID"]], line_numbers)
-    raw_labels = fields[:, columns["x_label"]]
-    stripped = np.strings.strip(raw_labels)
-    bad = np.flatnonzero((stripped != "0") & (stripped != "1") & (stripped != "2"))
-    if len(bad):
-        raise DataError(f"{file_name} line {line_numbers[bad[0]]}: x_label {str(raw_labels[bad[0]])!r} is not "
-                        "0 (train), 1 (valid) or 2 (test)")
-    labels = stripped.astype(np.int64)
-    if not np.any(labels == 0):
-        raise DataError(f"{file_name}: the train split is empty (no row with x_label 0)")
+    tokens = {}
+    ids = {}
+    for column in REQUIRED_COLUMNS:
+        token = atomic is not None and types[column].startswith("token")
+        ids[column], names = parse_id_column(file_name, column, fields[:, columns[column]], line_numbers, token)
+        if names is not None:
+            tokens[column] = names
+    users, items = ids["userID"], ids["itemID"]
+    labels = None
+    if "x_label" in header:
+        raw_labels = fields[:, header.index("x_label")]
+        stripped = np.strings.strip(raw_labels)
+        bad = np.flatnonzero((stripped != "0") & (stripped != "1") & (stripped != "2"))
+        if len(bad):
+            raise DataError(f"{file_name} line {line_numbers[bad[0]]}: x_label {str(raw_labels[bad[0]])!r} is "
+                            "not 0 (train), 1 (valid) or 2 (test)")
+        labels = stripped.astype(np.int64)
+        if not np.any(labels == 0):
+            raise DataError(f"{file_name}: the train split is empty (no row with x_label 0)")
     order_column = next((c for c in ORDER_COLUMNS if c in header), None)
     if order_column is not None and header.count(order_column) > 1:
         raise DataError(f"{file_name} line 1: column {order_column!r} appears more than once in the header")
     order = None if order_column is None else \
         (order_column, parse_order(file_name, order_column, fields[:, header.index(order_column)], line_numbers))
-    return users, items, labels, line_numbers, order
+    return users, items, labels, line_numbers, order, tokens
 
 
 def load_matrix(file_name: str, data: bytes) -> np.ndarray:
@@ -295,15 +339,54 @@ def drop_duplicates(keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.sort(order[first])
 
 
-def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
-    """Loads and validates an MMRec directory; logs what evaluation will leave out."""
+def renumber(ids: np.ndarray, origin: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids numbered 0..n-1 in id order, the file's id or token of each new id) after rows were dropped or
+    ids were sparse; `origin` maps the current ids to the file's (None: they are the file's)."""
+    distinct, renumbered = np.unique(ids, return_inverse=True)
+    return renumbered.astype(np.int64), distinct if origin is None else origin[distinct]
+
+
+def split_labels(file_name: str, labels: np.ndarray | None, users: np.ndarray,
+                 order: tuple[str, np.ndarray] | None, split: str, ratios: tuple[float, ...],
+                 seed: int) -> tuple[np.ndarray, str]:
+    """(x_label of every row, how it was made): the file's x_label, or a split data.split names."""
+    if split == "auto":
+        split = "x_label" if labels is not None else "leave_one_out" if order is not None else "random"
+    if split == "x_label":
+        if labels is None:
+            raise DataError(f"{file_name} line 1: data.split='x_label' but the header has no x_label column; set "
+                            "data.split to 'random' or 'leave_one_out' (or 'auto')")
+        return labels, "the file's x_label"
+    if split == "leave_one_out":
+        if order is None:
+            raise DataError(f"{file_name} line 1: data.split='leave_one_out' needs an order column "
+                            f"({' or '.join(ORDER_COLUMNS)}); the header has none")
+        made = leave_one_out_labels(users, order[1]), f"leave-one-out by {order[0]}"
+    else:
+        made = random_labels(users, tuple(ratios), seed), f"random {':'.join(f'{r:g}' for r in ratios)} per user " \
+            f"(seed {seed})"
+    if labels is not None:
+        logger.info("%s: data.split=%r replaces the file's x_label", file_name, split)
+    return made
+
+
+def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: tuple[float, ...] = (0.8, 0.1, 0.1),
+                   split_seed: int = 0, kcore: int = 0) -> InteractionDataset:
+    """Loads and validates an MMRec directory (or one holding a RecBole atomic .inter file); logs what
+    evaluation will leave out.
+
+    `split` (splits.SPLITS) says where train / valid / test come from: the x_label column, or a random or
+    leave-one-out split made here ('auto': x_label when the file has one, else leave-one-out when it has an
+    order column, else random); `kcore` > 1 first removes users and items with fewer interactions.
+    """
+    check_split(split, tuple(split_ratios), kcore)
     start = time.perf_counter()
     directory = Path(path)
     inter_path, feature_paths, category_path = list_files(directory)
     name = inter_path.stem
     blobs = {p.name: read_bytes(p) for p in [inter_path, *feature_paths]
              + ([category_path] if category_path else [])}
-    users, items, labels, line_numbers, order = parse_inter(inter_path.name, blobs[inter_path.name])
+    users, items, labels, line_numbers, order, tokens = parse_inter(inter_path.name, blobs[inter_path.name])
     features = load_features({p.name: blobs[p.name] for p in feature_paths})
     category = load_category(blobs[CATEGORY_FILE]) if category_path else None
 
@@ -313,22 +396,56 @@ def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
     if len(set(item_files.values())) > 1:
         raise DataError("per-item files disagree on the number of items (rows): "
                         + ", ".join(f"{file} {rows}" for file, rows in item_files.items()))
+    if item_files and "itemID" in tokens:
+        raise DataError(f"{inter_path.name}: itemID holds tokens, but {next(iter(item_files))} is indexed by "
+                        "integer itemID (row = itemID); give integer item ids")
     if item_files:
         file_name, rows = next(iter(item_files.items()))
         beyond = np.flatnonzero(items >= rows)
         if len(beyond):
             raise DataError(f"{inter_path.name}: itemID {items[beyond[0]]} at line {line_numbers[beyond[0]]} "
                             f"is beyond the {rows} rows of {file_name}")
-    users, user_ids = dense_ids(inter_path.name, "userID", users)
-    item_ids = None
-    if not item_files:  # with per-item files an item id is a row number, so it stays
-        items, item_ids = dense_ids(inter_path.name, "itemID", items)
-    num_users = int(users.max()) + 1 if user_ids is None else len(user_ids)
+    user_origin = tokens.get("userID")
+    if user_origin is None:
+        users, user_origin = dense_ids(inter_path.name, "userID", users)
+    item_origin = tokens.get("itemID")
+    if not item_files and item_origin is None:  # with per-item files an item id is a row number, so it stays
+        items, item_origin = dense_ids(inter_path.name, "itemID", items)
+    if kcore > 1:
+        keep = kcore_keep(users, items, kcore)
+        users_before, items_before = len(np.unique(users)), len(np.unique(items))
+        users, items, line_numbers = users[keep], items[keep], line_numbers[keep]
+        labels = None if labels is None else labels[keep]
+        order = None if order is None else (order[0], order[1][keep])
+        if not keep.any():
+            raise DataError(f"{inter_path.name}: data.kcore={kcore} removes every interaction")
+        users, user_origin = renumber(users, user_origin)
+        if not item_files:
+            items, item_origin = renumber(items, item_origin)
+        logger.info("%s: %d-core filtering kept %d of %d interactions, %d of %d users, %d of %d items",
+                    inter_path.name, kcore, int(keep.sum()), len(keep), len(np.unique(users)), users_before,
+                    len(np.unique(items)), items_before)
+    labels, split_source = split_labels(inter_path.name, labels, users, order, split, split_ratios, split_seed)
+    if not np.any(labels == 0):
+        raise DataError(f"{inter_path.name}: the train split is empty after {split_source}")
+    logger.info("%s: train / valid / test from %s: %d / %d / %d rows", inter_path.name, split_source,
+                *(int((labels == label).sum()) for label in range(3)))
+    if order is not None and split_source.startswith("random"):
+        logger.info("%s: a random split is not in %s order, so no user sequences are kept (a sequential model "
+                    "needs data.split='leave_one_out')", inter_path.name, order[0])
+        order = None
+    checksum = files_checksum(blobs)
+    if split_source != "the file's x_label" or kcore > 1:  # the data is the files and how they were cut
+        checksum = hashlib.sha256(f"{checksum}|split {split_source}|kcore {kcore}".encode()).hexdigest()
+    num_users = int(users.max()) + 1 if user_origin is None else len(user_origin)
     num_items = max(int(items.max()) + 1, *item_files.values()) if item_files else \
-        (int(items.max()) + 1 if item_ids is None else len(item_ids))
+        (int(items.max()) + 1 if item_origin is None else len(item_origin))
     names = {}
-    for column, file_ids, count in (("userID", user_ids, num_users), ("itemID", item_ids, num_items)):
-        file_ids = np.arange(count) if file_ids is None else file_ids
+    for column, origin, count in (("userID", user_origin, num_users), ("itemID", item_origin, num_items)):
+        if origin is not None and origin.dtype.kind in "US":  # tokens are the dataset's own ids
+            names[column] = origin.astype(str)
+            continue
+        file_ids = np.arange(count) if origin is None else origin
         map_path = find_id_map(directory, column)
         if map_path is not None:
             names[column] = id_names(map_path.name, read_bytes(map_path), column, file_ids)
@@ -356,7 +473,7 @@ def load_mmrec_dir(path: str | os.PathLike) -> InteractionDataset:
     splits = {split: pairs[labels == label] for label, split in enumerate(SPLIT_NAMES)}
     dataset = InteractionDataset(
         name=name, num_users=num_users, num_items=num_items, **splits, features=features,
-        item_category=category, checksum=files_checksum(blobs), source=str(directory.resolve()),
+        item_category=category, checksum=checksum, source=str(directory.resolve()),
         sequences=sequences, user_names=names.get("userID"), item_names=names.get("itemID"))
     logger.info("loaded %s from %s in %.2f s", name, directory, time.perf_counter() - start)
     log_dataset_report(dataset)

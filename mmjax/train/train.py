@@ -43,7 +43,9 @@ PROTOCOLS: dict[str, Callable[[ml_collections.ConfigDict, InteractionDataset], T
 def load_dataset(data_cfg: ml_collections.ConfigDict) -> InteractionDataset:
     """The MMRec directory at data.dir, or the synthetic generator when data.dir is None."""
     if data_cfg.dir:
-        return load_mmrec_dir(data_cfg.dir)
+        return load_mmrec_dir(data_cfg.dir, split=data_cfg.get("split", "auto"),
+                              split_ratios=tuple(data_cfg.get("split_ratios", (0.8, 0.1, 0.1))),
+                              split_seed=int(data_cfg.get("split_seed", 0)), kcore=data_cfg.get("kcore", 0))
     return make_synthetic(**data_cfg.synthetic.to_dict())
 
 
