@@ -31,6 +31,7 @@ import numpy as np
 from mmjax.config_files import call_file_function, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
 from mmjax.train.checkpoint import first_difference, without_fields
+from mmjax.train.report import save_figure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -215,10 +216,9 @@ def bar_chart(name: str, rows: list[dict], path: str, metrics: tuple[str, str] =
                capsize=3, label=f"test {metric}")
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set(title=f"{name} (mean ± sd over seeds)", ylabel="test metric")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,10 @@ def main() -> None:
     try:  # the loader's own parsing and checks, so a malformed directory stops with its one-line error
         inter, features, category = list_files(source)
         data = inter.read_bytes()
-        users, _, labels, _, _ = parse_inter(inter.name, data)
+        users, _, labels, _, _, _ = parse_inter(inter.name, data)
         header, fields, _ = split_table(inter.name, data)
+        if labels is None:
+            raise DataError(f"{inter.name} line 1: no x_label column to re-draw")
     except DataError as error:
         sys.exit(f"error: {error}")
     new = resplit_labels(users, labels, np.random.default_rng(args.seed))

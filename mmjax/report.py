@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.errors import MmjaxError
+from mmjax.train.report import integer_epochs, save_figure
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -52,10 +53,9 @@ def plot_histograms(arrays: dict[str, np.ndarray], title: str, path: str) -> Non
         line = ax.hist(values, bins=bins, alpha=0.55, label=f"{name} (mean {values.mean():.3f})")[2][0]
         ax.axvline(values.mean(), color=line.get_facecolor(), linestyle="--")
     ax.set(xlabel="weight of the modality in the item's fused content vector", ylabel="items", title=title)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def read_records(workdir: str) -> list[dict[str, Any]]:
@@ -92,30 +92,32 @@ def plot_routing(records: list[dict[str, Any]], title: str, path: str) -> None:
     ramp.set(ylabel="ρ", ylim=(-0.05, 1.05))
     lines = ax.get_legend_handles_labels()
     more = ramp.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    integer_epochs(ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def plot_heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, path: str) -> None:
+def plot_heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, path: str,
+                 xlabel: str = "", ylabel: str = "", value_label: str = "mean gate weight") -> None:
+    """Cells on a fixed [0, 1] colour scale (gates are weights), each labelled with its value."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(cols), 1.2 + 0.6 * len(rows)))
-    image = ax.imshow(matrix, cmap="viridis")
+    fig, ax = plt.subplots(figsize=(2.4 + 1.4 * len(cols), 1.6 + 0.6 * len(rows)))
+    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             ax.text(j, i, f"{matrix[i, j]:.3f}", ha="center", va="center",
-                    color="white" if matrix[i, j] < matrix.mean() else "black")
+                    color="white" if matrix[i, j] < 0.5 else "black")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.colorbar(image, ax=ax, fraction=0.046, label=value_label)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def mean_test_gates(model, params, consts, schedule, pairs: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -183,12 +185,12 @@ def plot_longtail(results: list[dict[str, Any]], k: int, title: str, path: str) 
                      rotation=90, padding=2)
     labels = [f"Q{b + 1}\n<= {d} train int." for b, d in enumerate(results[0]["bucket_max_degree"])]
     ax.set_xticks(buckets, labels, fontsize=8)
-    ax.set(ylabel=f"test recall@{k} (bars: hits / test pairs)", title=title)
+    ax.set(xlabel="test items by popularity quintile (train interactions of the item)",
+           ylabel=f"test recall@{k} (bar labels: hits / test pairs)", title=title)
     ax.set_ylim(0, max(max(r["recall"]) for r in results) * 1.25)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def sequence_experts(model, params, view, dataset, workdir: str, name: str, sample: int = 2048) -> dict[str, Any]:
@@ -206,7 +208,7 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
     usage = np.stack([a[real].mean(axis=0) for a in alpha])  # [M or 1, K]
     rows = streams if len(usage) == len(streams) else ["fused item"]
     fig, ax = plt.subplots(figsize=(1.2 * usage.shape[1] + 2.5, 0.6 * len(rows) + 1.8))
-    image = ax.imshow(usage, cmap="viridis", vmin=0.0, aspect="auto")
+    image = ax.imshow(usage, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(usage.shape[1]), [f"expert {k}" for k in range(usage.shape[1])])
     ax.set_yticks(range(len(rows)), rows)
     for (r, c), value in np.ndenumerate(usage):
@@ -216,8 +218,7 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
     fig.tight_layout()
     summary["expert_usage"] = {row: [float(v) for v in values] for row, values in zip(rows, usage)}
     summary["expert_usage_plot"] = os.path.join(workdir, "expert_usage.png")
-    fig.savefig(summary["expert_usage_plot"], dpi=110)
-    plt.close(fig)
+    save_figure(fig, summary["expert_usage_plot"])
     if out.get("weights") is None:
         return summary
     weights = np.asarray(out["weights"])  # [M, N]
@@ -231,8 +232,8 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
     left.set(xlabel="category-guided weight w of the stream", ylabel="items", title="per item")
     right.set_xticks(range(len(top)), [str(c) for c in top])
     right.set(xlabel="category id (the 15 largest)", ylabel="mean w", title="per category")
-    left.legend()
-    right.legend()
+    left.legend(fontsize=8)
+    right.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle(f"{name}: category-guided stream weights")
     fig.tight_layout()
     summary["category_weights"] = {
@@ -241,8 +242,7 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
                  "per_category_spread": float(np.std([v[category == c].mean() for c in top]))}
         for stream, v in zip(streams, weights)}
     summary["category_weights_plot"] = os.path.join(workdir, "category_weights.png")
-    fig.savefig(summary["category_weights_plot"], dpi=110)
-    plt.close(fig)
+    save_figure(fig, summary["category_weights_plot"])
     return summary
 
 
@@ -293,7 +293,7 @@ def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
         matrix = mean.reshape(len(roles), len(sources))
         path = os.path.join(workdir, "gate_heatmap.png")
         plot_heatmap(matrix, roles, sources, f"{name}: mean gate over test pairs (best epoch {info['epoch']})",
-                     path)
+                     path, xlabel="expert source", ylabel="expert role")
         summary["mean_gate"] = {label: float(value) for label, value in zip(model.expert_labels, mean)}
         summary["gate_heatmap"] = path
     if model.without_experts is not None:

@@ -1,4 +1,4 @@
-"""What a run leaves in its workdir: metrics.jsonl, results.json and curves.png."""
+"""What a run leaves in its workdir: metrics.jsonl, results.json and curves.png (and .pdf); the plot helpers."""
 
 from __future__ import annotations
 
@@ -42,29 +42,50 @@ class RunWriter:
         with open(path, "w") as f:
             json.dump({**results, "config": config.to_dict()}, f, indent=2, default=str)
         plot_curves(self.records, str(results.get("monitor", "recall@20")),
-                    os.path.join(self.workdir, "curves.png"), str(results.get("selected_on", "valid")))
+                    os.path.join(self.workdir, "curves.png"), str(results.get("selected_on", "valid")),
+                    title=f"{results.get('model', '?')} on {results.get('dataset', '?')}")
         logger.info("wrote %s, %s and curves.png", path, self.metrics_path)
 
 
-def plot_curves(records: list[dict[str, Any]], monitor: str, path: str, view: str = "valid") -> None:
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+    """Writes a figure as PNG at `path` and as PDF beside it (for papers), then closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=dpi)
+    fig.savefig(os.path.splitext(path)[0] + ".pdf")
+    plt.close(fig)
+
+
+def integer_epochs(ax) -> None:
+    """Epoch axes tick at whole epochs only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_curves(records: list[dict[str, Any]], monitor: str, path: str, view: str = "valid",
+                title: str = "") -> None:
     """Training loss per epoch and the monitored metric of the selection view at each evaluated epoch, best
-    epoch marked."""
+    epoch marked; `title` names the run (model on dataset)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in records]
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_loss.plot(epochs, [r["loss"] for r in records])
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
     evaluated = [r for r in records if view in r]
     ax_metric.plot([r["epoch"] for r in evaluated], [r[view].get(monitor) for r in evaluated],
                    marker="." if len(evaluated) < len(records) else None)
     best = [r["epoch"] for r in records if r.get("best")]
     if best:
-        ax_metric.axvline(best[-1], color="grey", linestyle="--", label=f"best epoch {best[-1]}")
-        ax_metric.legend()
-    ax_metric.set(xlabel="epoch", ylabel=f"{view} {monitor}", title=f"{view} {monitor}")
+        ax_metric.axvline(best[-1], color="grey", linestyle="--")
+    ax_metric.set(xlabel="epoch", ylabel=f"{view} {monitor}",
+                  title=f"{view} {monitor}" + (f" (best epoch {best[-1]}, dashed)" if best else ""))
+    for ax in (ax_loss, ax_metric):
+        integer_epochs(ax)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
