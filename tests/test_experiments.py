@@ -196,3 +196,21 @@ def test_tools_run_from_any_directory(tmp_path, tool):
     proc = subprocess.run([sys.executable, "-m", tool, "--help"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "usage" in proc.stdout.lower(), proc.stderr[-2000:]
+
+
+def test_compare_tabulates_the_users_own_workdirs_and_says_when_there_is_nothing(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    for seed in (1, 2):
+        train_and_evaluate(helpers.small_config("bpr", users=80, items=60, num_epochs=2, seed=seed),
+                           str(tmp_path / f"bpr{seed}"))
+    out = tmp_path / "mine.md"
+    proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--runs", str(tmp_path / "bpr1"),
+                           str(tmp_path / "bpr2"), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| BPR-MF | 1,2 |" in out.read_text() and "`synthetic`" in out.read_text()
+    proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--dataset", "synthetic"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no recorded runs on 'synthetic'" in proc.stderr and "--runs" in proc.stderr
