@@ -15,6 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.split = "auto"
     config.data.split_ratios = (0.8, 0.1, 0.1)
     config.data.split_seed = 0
+    config.data.item_category_field = "auto"  # a RecBole .item file's category column ('auto': categories, ...)
     config.data.kcore = 0  # > 1: first drop users and items with fewer interactions, repeatedly
     config.data.synthetic = ml_collections.ConfigDict(dict(
         num_users=1000, num_items=600, latent_dim=16, mean_interactions=20.0, num_categories=8,
@@ -36,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.lr_decay_every = 50
     config.train.seed = 999
     config.train.patience = 20
+    config.train.tensorboard = False  # also write each epoch as TensorBoard scalars (<workdir>/tensorboard)
     config.train.checkpoint_every = 1  # epochs between saves of the latest state (<workdir>/checkpoints)
     # Multi-host: jax.distributed.initialize() before training; None = detected (Cloud TPU, SLURM, ...).
     config.train.distributed = ml_collections.ConfigDict(dict(
@@ -54,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     # RecBole's early_stopping)
     config.eval.monitor_decimals = config_dict.placeholder(int)
     config.eval.ties = "first"
+    config.eval.selection_only = False  # evaluate the selection view only (tuning trials never compute test)
 
     config.recommend = ml_collections.ConfigDict()
     config.recommend.k = 20  # items per user written by --mode=recommend

@@ -230,8 +230,12 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
         left.hist(values, bins=np.linspace(0, 1, 41), alpha=0.55, label=f"{stream} (mean {values.mean():.3f})")
         right.plot(range(len(top)), [values[category == c].mean() for c in top], marker="o", label=stream)
     left.set(xlabel="category-guided weight w of the stream", ylabel="items", title="per item")
-    right.set_xticks(range(len(top)), [str(c) for c in top])
-    right.set(xlabel="category id (the 15 largest)", ylabel="mean w", title="per category")
+    names = dataset.category_names  # the data's own category names where it has them
+    labels = [str(c) if names is None else str(names[c]) for c in top]
+    right.set_xticks(range(len(top)), labels, rotation=30 if names is not None else 0, ha="right" if names is not None
+                     else "center")
+    right.set(xlabel=f"category{' id' if names is None else ''} (the 15 largest)", ylabel="mean w",
+              title="per category")
     left.legend(fontsize=8)
     right.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle(f"{name}: category-guided stream weights")
@@ -239,7 +243,8 @@ def sequence_experts(model, params, view, dataset, workdir: str, name: str, samp
     summary["category_weights"] = {
         stream: {"mean": float(v.mean()), "std": float(v.std()),
                  "quantiles_10_50_90": [float(q) for q in np.quantile(v, [0.1, 0.5, 0.9])],
-                 "per_category_spread": float(np.std([v[category == c].mean() for c in top]))}
+                 "per_category_spread": float(np.std([v[category == c].mean() for c in top])),
+                 "per_category_mean": {label: float(v[category == c].mean()) for label, c in zip(labels, top)}}
         for stream, v in zip(streams, weights)}
     summary["category_weights_plot"] = os.path.join(workdir, "category_weights.png")
     save_figure(fig, summary["category_weights_plot"])

@@ -107,6 +107,23 @@ def test_resume_refuses_a_different_config(tmp_path):
         train_and_evaluate(small_config(num_epochs=2, learning_rate=0.5), str(tmp_path))
 
 
+def test_a_workdir_recorded_before_config_fields_were_added_still_resumes(tmp_path):
+    from mmjax.train.checkpoint import ADDED_FIELDS
+
+    train_and_evaluate(small_config(num_epochs=1), str(tmp_path))
+    run_json = tmp_path / "checkpoints" / "run.json"
+    recorded = json.loads(run_json.read_text())
+    for dotted in ADDED_FIELDS:  # as an earlier version recorded it
+        section, leaf = dotted.split(".")
+        recorded["config"][section].pop(leaf)
+    run_json.write_text(json.dumps(recorded))
+    assert train_and_evaluate(small_config(num_epochs=2), str(tmp_path))["epochs_run"] == 2
+    recorded["config"]["eval"]["ties"] = "last"  # a recorded value other than the old behaviour still differs
+    run_json.write_text(json.dumps(recorded))
+    with pytest.raises(MmjaxError, match="eval.ties"):
+        train_and_evaluate(small_config(num_epochs=3), str(tmp_path))
+
+
 def test_finished_run_restarted_changes_nothing(tmp_path):
     first = train_and_evaluate(small_config(num_epochs=3), str(tmp_path))
     again = train_and_evaluate(small_config(num_epochs=3), str(tmp_path))

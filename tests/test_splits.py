@@ -1,5 +1,7 @@
 """Data intake beyond MMRec's x_label: RecBole atomic files, random and leave-one-out splits, k-core."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,58 @@ def test_leave_one_out_needs_an_order_column(tmp_path):
     rows = [(f"u{u}", f"i{t}") for u in range(3) for t in range(4)]
     with pytest.raises(DataError, match="needs an order column"):
         load_mmrec_dir(atomic_dir(tmp_path / "o", rows, "user_id:token\titem_id:token"), split="leave_one_out")
+
+
+def write_item_file(path, header, rows):
+    (path / "toy.item").write_text(header + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+
+
+def test_recbole_item_file_gives_named_categories_to_token_items(tmp_path):
+    rows = [(f"u{u}", f"item{(u + t) % 7}", 5, 100 * u + t) for u in range(4) for t in range(5)]
+    folder = atomic_dir(tmp_path / "c", rows)
+    # item6 is not listed (category '[none]'); item99 is not in the .inter file (ignored)
+    write_item_file(folder, "item_id:token\ttitle:token_seq\tcategories:token_seq",
+                    [(f"item{i}", f"title {i}", ["Books Fiction", "Music", "Books"][i % 3]) for i in range(6)]
+                    + [("item99", "x", "Toys")])
+    dataset = load_mmrec_dir(folder)
+    names = dataset.category_names.tolist()
+    assert names == ["Books", "Music", "[none]"]  # a token_seq gives its first token
+    by_item = {dataset.item_names[i]: names[c] for i, c in enumerate(dataset.item_category)}
+    assert by_item == {"item0": "Books", "item1": "Music", "item2": "Books", "item3": "Books", "item4": "Music",
+                       "item5": "Books", "item6": "[none]"}
+    with_title = load_mmrec_dir(folder, item_category_field="title")
+    assert with_title.category_names.tolist() == ["[none]", "title"]  # first tokens of "title <i>"
+    assert with_title.checksum != dataset.checksum
+
+
+def test_recbole_item_file_follows_integer_ids_through_kcore_renumbering(tmp_path):
+    rows = [(u, i, 1, t) for t, (u, i) in enumerate([(5, 10), (5, 11), (5, 12), (9, 10), (9, 11), (9, 12),
+                                                      (7, 13)])]
+    folder = atomic_dir(tmp_path / "k", rows)
+    write_item_file(folder, "item_id:token\tclass:token", [("013", "d"), ("012", "c"), ("10", "a"), ("11", "b")])
+    dataset = load_mmrec_dir(folder, kcore=2, split="random")
+    assert dataset.item_names.tolist() == ["10", "11", "12"]
+    assert [dataset.category_names[c] for c in dataset.item_category] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("item_text, kwargs, fragment", [
+    ("item_id:token\tcategories:token\ni0\ta\ni0\tb\n", {}, "toy.item line 3: item_id 'i0' is listed a second time"),
+    ("item_id:token\ttitle:token_seq\ni0\ta\n", {}, "expected a column among title"),
+    ("item_id:token\tcategories:token\ni0\ta\n", dict(item_category_field="brand"), "item_category_field='brand'"),
+    ("item_id\tcategories\ni0\ta\n", {}, "expected a RecBole typed header"),
+])
+def test_bad_item_files_are_one_line_errors(tmp_path, item_text, kwargs, fragment):
+    rows = [(f"u{u}", f"i{t}", 1, t) for u in range(3) for t in range(4)]
+    folder = atomic_dir(tmp_path / "e", rows)
+    (folder / "toy.item").write_text(item_text)
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        load_mmrec_dir(folder, **kwargs)
+
+
+def test_item_categories_from_two_files_are_refused(tmp_path):
+    rows = [(f"u{u}", f"i{t}", 1, t) for u in range(3) for t in range(4)]
+    folder = atomic_dir(tmp_path / "b", rows)
+    (folder / "toy.item").write_text("item_id:token\tcategories:token\ni0\ta\n")
+    np.save(folder / "item_category.npy", np.zeros(4, np.int64))
+    with pytest.raises(DataError, match="both item_category.npy and toy.item"):
+        load_mmrec_dir(folder)

@@ -68,3 +68,46 @@ def test_recbole_selection_rule_keeps_the_later_of_tied_rounded_values():
     for field, value in (("ties", "middle"), ("monitor_decimals", -1)):
         with pytest.raises(ConfigError, match=rf"eval\.{field}"):
             spec_with(**{field: value})
+
+
+def tensorboard_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} read from the TFRecord event files in `logdir`."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(logdir.iterdir()):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_scalars_hold_each_epoch_once_also_after_a_resume(tmp_path):
+    config = small_config(num_epochs=2, tensorboard=True)
+    train_and_evaluate(config, str(tmp_path))
+    config.train.num_epochs = 4  # resumed from the 2-epoch checkpoint
+    train_and_evaluate(config, str(tmp_path))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    scalars = tensorboard_scalars(tmp_path / "tensorboard")
+    assert [step for step, _ in scalars["loss"]] == [0, 1, 2, 3]
+    assert [value for _, value in scalars["loss"]] == pytest.approx([r["loss"] for r in records], rel=1e-6)
+    # TensorBoard tags spell '@' as '_'
+    assert [v for _, v in scalars["valid/recall_20"]] == pytest.approx([r["valid"]["recall@20"] for r in records])
+    assert {"time/train", "time/eval", "loss/bpr", "loss/reg"} <= set(scalars)
+
+
+def test_tensorboard_flag_must_be_a_bool():
+    import ml_collections
+
+    from mmjax.train.loop import validate_train_config
+
+    train = ml_collections.ConfigDict({**small_config().train.to_dict(), "tensorboard": "yes"})
+    with pytest.raises(ConfigError, match="train.tensorboard: expected True or False"):
+        validate_train_config(train)

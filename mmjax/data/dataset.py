@@ -124,6 +124,8 @@ class InteractionDataset:
     # id maps or from remapping sparse ids; None: the internal ids are the dataset's
     user_names: np.ndarray | None = None
     item_names: np.ndarray | None = None
+    # The name of each category id (str [categories]), where the data names them (a RecBole .item file)
+    category_names: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for field in ("num_users", "num_items"):
@@ -148,6 +150,10 @@ class InteractionDataset:
                 if names.shape != (count,):
                     raise DataError(f"dataset {self.name!r}: {field} has shape {names.shape}, expected ({count},)")
                 object.__setattr__(self, field, names)
+        if self.category_names is not None:
+            if self.item_category is None or len(self.category_names) <= int(self.item_category.max()):
+                raise DataError(f"dataset {self.name!r}: category_names must name every category id of item_category")
+            object.__setattr__(self, "category_names", _read_only(np.asarray(self.category_names, dtype=str)))
         if self.sequences is not None and (self.sequences.num_users != self.num_users
                                            or self.sequences.num_items != self.num_items):
             raise DataError(f"dataset {self.name!r}: its sequences cover {self.sequences.num_users} users and "

@@ -1,5 +1,8 @@
 """Loader for an MMRec dataset directory: `<name>.inter` + `<modality>_feat.npy` (+ `item_category.npy`).
 
+A RecBole atomic directory works too: `<name>.inter` with a typed header, and an optional `<name>.item`
+whose category column (data.item_category_field) gives the item categories, named by their tokens.
+
 An optional order column (`seq_pos`, an integer position, or `timestamp`, a number) makes the loader also
 keep every user's interactions in time order, repeats included (`InteractionDataset.sequences`), for the
 sequential protocol; the (user, item) pair splits of the graph models keep one row per pair either way.
@@ -32,6 +35,9 @@ ATOMIC_NAMES = {"user_id": "userID", "item_id": "itemID"}
 ORDER_COLUMNS = ("seq_pos", "timestamp")  # the first one present orders each user's interactions
 FEATURE_SUFFIX = "_feat.npy"
 CATEGORY_FILE = "item_category.npy"
+# the .item column read as the category when data.item_category_field is 'auto': the first one present
+CATEGORY_COLUMNS = ("categories", "category", "class", "genre")
+NO_CATEGORY = "[none]"  # the category of an item the .item file does not list
 NPY_MAGIC = b"\x93NUMPY"
 SPLIT_NAMES = ("train", "valid", "test")
 # MMRec's id maps (the dataset's own ids beside the integer ids of the .inter file), tab-separated
@@ -40,7 +46,8 @@ SPARSE_SLACK = 1024  # ids up to 2 x (distinct ids) + this are kept as they are;
 
 
 def list_files(directory: Path) -> tuple[Path, list[Path], Path | None]:
-    """The single .inter file, the sorted *_feat.npy files and the optional item_category.npy."""
+    """The single .inter file, the sorted *_feat.npy files and the optional item_category.npy (or, for a
+    RecBole directory, the optional <name>.item file)."""
     if not directory.exists():
         raise DataError(f"data directory {directory} does not exist")
     if not directory.is_dir():
@@ -52,8 +59,10 @@ def list_files(directory: Path) -> tuple[Path, list[Path], Path | None]:
         raise DataError(f"{directory}: found {len(inter)} .inter files ({', '.join(p.name for p in inter)}); "
                         "expected exactly one")
     features = sorted(p for p in directory.iterdir() if p.name.endswith(FEATURE_SUFFIX) and p.is_file())
-    category = directory / CATEGORY_FILE
-    return inter[0], features, category if category.is_file() else None
+    category, item_file = directory / CATEGORY_FILE, inter[0].with_suffix(".item")
+    if category.is_file() and item_file.is_file():
+        raise DataError(f"{directory}: both {CATEGORY_FILE} and {item_file.name} give item categories; keep one")
+    return inter[0], features, category if category.is_file() else item_file if item_file.is_file() else None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -292,6 +301,49 @@ def load_category(data: bytes) -> np.ndarray:
     return array
 
 
+def item_file_categories(file_name: str, data: bytes, field: str,
+                         item_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(category id of each dataset item, the category names) from a RecBole .item file.
+
+    `item_keys` are the dataset items' ids as the .inter file writes them; `field` names the category column
+    ('auto': the first of CATEGORY_COLUMNS). A token_seq column gives an item its first token [our choice:
+    one category per item]. Items the file does not list get the category NO_CATEGORY; rows of items the
+    .inter file does not have are ignored; both are counted in the log."""
+    header, fields, line_numbers = split_table(file_name, data)
+    atomic = atomic_header(header)
+    if atomic is None:
+        raise DataError(f"{file_name} line 1: expected a RecBole typed header such as 'item_id:token "
+                        "categories:token_seq', got " + ", ".join(map(repr, header)))
+    header, types = atomic
+    if "itemID" not in header:
+        raise DataError(f"{file_name} line 1: no item_id column in the header ({', '.join(header)})")
+    column = next((c for c in CATEGORY_COLUMNS if c in header), None) if field == "auto" else field
+    if column is None or column not in header:
+        raise DataError(f"{file_name} line 1: data.item_category_field={field!r}: expected a column among "
+                        f"{', '.join(c for c in header if c != 'itemID')}")
+    keys = np.strings.strip(fields[:, header.index("itemID")])
+    if (np.strings.isdecimal(keys) & (np.strings.str_len(keys) <= 10)).all():
+        keys = keys.astype(np.int64).astype(str)  # as the .inter file's integer ids read ('007' is 7)
+    values = np.strings.strip(fields[:, header.index(column)])
+    if types[column].endswith("_seq"):
+        values = np.strings.partition(values, " ")[0]
+    values = np.where(values == "", NO_CATEGORY, values)
+    order = np.argsort(keys, kind="stable")
+    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if len(repeated):
+        row = order[repeated[0] + 1]
+        raise DataError(f"{file_name} line {line_numbers[row]}: item_id {str(keys[row])!r} is listed a second time")
+    at = np.minimum(np.searchsorted(keys[order], item_keys), max(len(keys) - 1, 0))
+    listed = keys[order][at] == item_keys if len(keys) else np.zeros(len(item_keys), bool)
+    item_values = np.where(listed, values[order][at] if len(keys) else NO_CATEGORY, NO_CATEGORY)
+    names, category = np.unique(item_values, return_inverse=True)
+    logger.info("%s: %s gives %d categories to %d of %d items%s%s", file_name, column, len(names), int(listed.sum()),
+                len(item_keys), f"; {int((~listed).sum())} unlisted items get {NO_CATEGORY!r}" if not listed.all()
+                else "", f"; {len(keys) - int(listed.sum())} rows name items the .inter file does not have"
+                if len(keys) > listed.sum() else "")
+    return category.astype(np.int64), names.astype(str)
+
+
 def dense_ids(file_name: str, column: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(ids, None) when the ids are about dense; else (their ranks among the distinct ids, the distinct
     ids), so a file with a few ids as large as 2000000000 does not allocate two billion rows."""
@@ -371,13 +423,14 @@ def split_labels(file_name: str, labels: np.ndarray | None, users: np.ndarray,
 
 
 def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: tuple[float, ...] = (0.8, 0.1, 0.1),
-                   split_seed: int = 0, kcore: int = 0) -> InteractionDataset:
+                   split_seed: int = 0, kcore: int = 0, item_category_field: str = "auto") -> InteractionDataset:
     """Loads and validates an MMRec directory (or one holding a RecBole atomic .inter file); logs what
     evaluation will leave out.
 
     `split` (splits.SPLITS) says where train / valid / test come from: the x_label column, or a random or
     leave-one-out split made here ('auto': x_label when the file has one, else leave-one-out when it has an
-    order column, else random); `kcore` > 1 first removes users and items with fewer interactions.
+    order column, else random); `kcore` > 1 first removes users and items with fewer interactions;
+    `item_category_field` names the category column of a RecBole .item file.
     """
     check_split(split, tuple(split_ratios), kcore)
     start = time.perf_counter()
@@ -388,7 +441,7 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
              + ([category_path] if category_path else [])}
     users, items, labels, line_numbers, order, tokens = parse_inter(inter_path.name, blobs[inter_path.name])
     features = load_features({p.name: blobs[p.name] for p in feature_paths})
-    category = load_category(blobs[CATEGORY_FILE]) if category_path else None
+    category = load_category(blobs[CATEGORY_FILE]) if category_path and category_path.name == CATEGORY_FILE else None
 
     item_files = {p.name: len(features[p.name[: -len(FEATURE_SUFFIX)]]) for p in feature_paths}
     if category is not None:
@@ -453,6 +506,13 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
                         count, "users" if column == "userID" else "items")
         elif len(file_ids) and not np.array_equal(file_ids, np.arange(count)):
             names[column] = file_ids.astype(str)
+    category_names = None
+    if category_path is not None and category is None:  # a RecBole .item file
+        item_keys = (np.arange(num_items) if item_origin is None else item_origin).astype(str)
+        category, category_names = item_file_categories(category_path.name, blobs[category_path.name],
+                                                        item_category_field, item_keys)
+        if item_category_field != "auto":
+            checksum = hashlib.sha256(f"{checksum}|categories {item_category_field}".encode()).hexdigest()
 
     sequences = None
     if order is not None:
@@ -473,7 +533,7 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
     splits = {split: pairs[labels == label] for label, split in enumerate(SPLIT_NAMES)}
     dataset = InteractionDataset(
         name=name, num_users=num_users, num_items=num_items, **splits, features=features,
-        item_category=category, checksum=checksum, source=str(directory.resolve()),
+        item_category=category, category_names=category_names, checksum=checksum, source=str(directory.resolve()),
         sequences=sequences, user_names=names.get("userID"), item_names=names.get("itemID"))
     logger.info("loaded %s from %s in %.2f s", name, directory, time.perf_counter() - start)
     log_dataset_report(dataset)

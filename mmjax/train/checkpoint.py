@@ -33,10 +33,15 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKSUMS = "checksums"  # key of the checksums in a step's JSON item
 # Config fields a resumed run may change: they alter how long or how it runs, not what it computes.
 RESUMABLE_CHANGES = ("train.num_epochs", "train.patience", "train.checkpoint_every", "train.distributed",
-                     "eval.batch_size", "recommend")
+                     "train.tensorboard", "eval.batch_size", "recommend")
 # ... and what eval / recommend may change besides: the cut-offs reported (the monitor, which chose the
 # best checkpoint, must stay).
 EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks", "eval.metrics")
+# Config fields added after runs were recorded, with the value that keeps what those runs did: a recorded
+# identity without one is read with it, so an upgrade does not make earlier workdirs unresumable.
+# (Fields in RESUMABLE_CHANGES never enter an identity, so they need no entry.)
+ADDED_FIELDS = {"eval.monitor_decimals": None, "eval.ties": "first", "eval.selection_only": False,
+                "data.item_category_field": "auto"}
 
 
 class CorruptCheckpointError(Exception):
@@ -52,6 +57,18 @@ def without_fields(tree: dict[str, Any], dotted_fields: tuple[str, ...]) -> dict
             node = node.get(parent, {})
         node.pop(leaf, None)
     return tree
+
+
+def with_added_fields(config_tree: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config (changed in place) with each of ADDED_FIELDS it predates set to its old behaviour."""
+    for dotted, value in ADDED_FIELDS.items():
+        *parents, leaf = dotted.split(".")
+        node = config_tree
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf not in node:
+            node[leaf] = value
+    return config_tree
 
 
 def run_identity(config_dict: dict[str, Any], dataset_checksum: str,
@@ -189,10 +206,13 @@ class RunCheckpoints:
             return None
         try:
             with open(self.run_json) as f:
-                return json.load(f)
+                recorded = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MmjaxError(f"{self.run_json}: not valid JSON ({error}); it records which config made these "
                              "checkpoints") from None
+        if isinstance(recorded, dict) and isinstance(recorded.get("config"), dict):
+            with_added_fields(recorded["config"])
+        return recorded
 
     def check_same_run(self, identity: dict[str, Any]) -> None:
         """Records the run's config and data; MmjaxError if the workdir's checkpoints were made by another.

@@ -102,6 +102,8 @@ def validate_train_config(cfg: ml_collections.ConfigDict) -> None:
         ("train.batch_size", cfg.batch_size, cfg.batch_size >= 1, ">= 1"),
         ("train.patience", cfg.patience, cfg.patience >= 0, ">= 0"),
         ("train.checkpoint_every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
+        ("train.tensorboard", cfg.get("tensorboard", False), isinstance(cfg.get("tensorboard", False), bool),
+         "True or False"),
     ]
     check_fields(checks)
 
@@ -117,6 +119,7 @@ class EvalSpec:
     batch_size: int
     monitor_decimals: int | None = None  # the monitor rounded to this many decimals before comparing
     later_ties: bool = False  # an evaluation equal to the best replaces it (eval.ties = 'last')
+    selection_only: bool = False  # only the selection view is evaluated (hyper-parameter trials: no test)
 
     def selection_value(self, metrics: dict[str, float]) -> float:
         """The monitored metric as model selection compares it (rounded when monitor_decimals is set)."""
@@ -152,8 +155,11 @@ def eval_spec(eval_cfg: ml_collections.ConfigDict) -> EvalSpec:
     ties = eval_cfg.get("ties", "first")
     if ties not in TIES:
         raise ConfigError(f"eval.ties: expected one of {TIES}, got {ties!r}")
+    selection_only = eval_cfg.get("selection_only", False)
+    if not isinstance(selection_only, bool):
+        raise ConfigError(f"eval.selection_only: expected True or False, got {selection_only!r}")
     return EvalSpec(ks=ks, metrics=metrics, monitor=monitor, every=every, batch_size=int(eval_cfg.batch_size),
-                    monitor_decimals=decimals, later_ties=ties == "last")
+                    monitor_decimals=decimals, later_ties=ties == "last", selection_only=selection_only)
 
 
 def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
@@ -211,11 +217,17 @@ def first_non_finite(losses: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
-        metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+EvaluationObserver = Callable[[int, dict[str, float]], None]
+
+
+def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: dict[str, Any] | None = None,
+        on_evaluation: EvaluationObserver | None = None) -> dict[str, Any]:
     """Trains (or resumes) until early stopping or num_epochs; returns (and writes) the results record.
 
-    `metadata` (dataset checksum, command, ...) is merged into results.json as it is.
+    `metadata` (dataset checksum, command, ...) is merged into results.json as it is. `on_evaluation(epoch,
+    metrics)` is called with the selection view's metrics after each evaluated epoch has been recorded and
+    checkpointed (on a resumed run first for the restored epochs); an exception it raises (a pruned
+    hyper-parameter trial) ends the run there, resumable.
     """
     train_cfg = config.train
     validate_train_config(train_cfg)
@@ -229,12 +241,14 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str,
         with RunCheckpoints(workdir) as checkpoints:
             checkpoints.check_same_run(run_identity(config.to_dict(),
                                                     str((metadata or {}).get("dataset_checksum", ""))))
-            progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit)
+            progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit,
+                                            on_evaluation)
         results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
         writer.results(results, config)
+    shown = [view for view in task.report_views if progress.best.get(view)] or [task.select_on]
     logger.info("best epoch %d | %s | %.2f s per epoch", progress.stopper.best_epoch,
-                " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline())
-                           for view in task.report_views), results["seconds_per_epoch"])
+                " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline()) for view in shown),
+                results["seconds_per_epoch"])
     logger.info("metrics at the best epoch (%d of %d run):\n%s", progress.stopper.best_epoch, progress.epochs_done,
                 metrics_table(progress.best))
     return results
@@ -250,17 +264,19 @@ def diverged(what: str, epoch: int, checkpoints: RunCheckpoints) -> NonFiniteTra
 
 
 def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoints: RunCheckpoints,
-                 config: ml_collections.ConfigDict, workdir: str,
-                 commit: str | None) -> tuple[RunProgress, report.RunWriter]:
+                 config: ml_collections.ConfigDict, workdir: str, commit: str | None,
+                 on_evaluation: EvaluationObserver | None = None) -> tuple[RunProgress, report.RunWriter]:
     """Resumes from the newest intact checkpoint and trains until early stopping or num_epochs; returns the
     progress and the writer of the workdir's records.
 
     The task's selection view is evaluated every eval.every epochs (and at the last); patience counts
     those evaluations. Every epoch's loss, updated parameters and scores must be finite before anything
-    of it is checkpointed; otherwise NonFiniteTrainingError.
+    of it is checkpointed; otherwise NonFiniteTrainingError. With eval.selection_only the other views
+    (test) are never evaluated.
     """
     train_cfg = config.train
     spec = eval_spec(config.eval)
+    report_views = () if spec.selection_only else task.report_views
     num_epochs, patience = int(train_cfg.num_epochs), int(train_cfg.patience)
     checkpoint_every = int(train_cfg.checkpoint_every)
     steps_per_epoch = trainer.steps_per_epoch
@@ -276,7 +292,11 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         if commit is not None and trained_at not in (None, commit):
             logger.warning("the epochs so far were trained at commit %s, this checkout is %s; results.json "
                            "lists each commit's epochs under trained_at", trained_at, commit)
-    writer = report.RunWriter(workdir, progress.records, enabled=is_primary_host())
+    writer = report.RunWriter(workdir, progress.records, enabled=is_primary_host(),
+                              tensorboard=bool(train_cfg.get("tensorboard", False)))
+    for record in progress.records if on_evaluation is not None else ():  # a resumed run's observer sees all
+        if task.select_on in record:
+            on_evaluation(record["epoch"], record[task.select_on])
 
     score_state = jax.jit(task.score_state)
 
@@ -324,7 +344,7 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
             improved = stopper.improved_at(epoch)
             if improved:
                 best = {task.select_on: selected,
-                        **{view: run_eval(state_to_score, view, epoch) for view in task.report_views}}
+                        **{view: run_eval(state_to_score, view, epoch) for view in report_views}}
                 best_info = dict(best)
                 if schedule_info is not None:
                     best_info["schedule"] = schedule_info["trained_with"]
@@ -351,6 +371,9 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         if stopper.should_stop(patience):
             logger.info("early stop at epoch %d: no %s improvement for %d evaluations", epoch, spec.monitor,
                         stopper.bad_epochs)
+        if on_evaluation is not None and task.select_on in record:
+            checkpoints.wait()
+            on_evaluation(epoch, record[task.select_on])
     return progress, writer
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from typing import Any, Sequence
 
 import ml_collections
+
+from mmjax.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +22,14 @@ class RunWriter:
     hold exactly those, dropping lines of epochs the resumed run will replay.
     """
 
-    def __init__(self, workdir: str, records: Sequence[dict[str, Any]] = (), enabled: bool = True):
+    def __init__(self, workdir: str, records: Sequence[dict[str, Any]] = (), enabled: bool = True,
+                 tensorboard: bool = False):
         self.workdir = workdir
         self.enabled = enabled  # False on the non-primary hosts of a multi-host job
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self.records: list[dict[str, Any]] = list(records)
+        self.scalars = TensorBoardScalars(os.path.join(workdir, TENSORBOARD_DIR), self.records) \
+            if enabled and tensorboard else None
         if enabled:
             os.makedirs(workdir, exist_ok=True)
             with open(self.metrics_path, "w") as f:
@@ -34,6 +40,12 @@ class RunWriter:
         if self.enabled:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.scalars is not None:
+            self.scalars.write(record)
+
+    def close(self) -> None:
+        if self.scalars is not None:
+            self.scalars.close()
 
     def results(self, results: dict[str, Any], config: ml_collections.ConfigDict) -> None:
         if not self.enabled:
@@ -44,7 +56,47 @@ class RunWriter:
         plot_curves(self.records, str(results.get("monitor", "recall@20")),
                     os.path.join(self.workdir, "curves.png"), str(results.get("selected_on", "valid")),
                     title=f"{results.get('model', '?')} on {results.get('dataset', '?')}")
-        logger.info("wrote %s, %s and curves.png", path, self.metrics_path)
+        logger.info("wrote %s, %s and curves.png%s", path, self.metrics_path,
+                    f" (TensorBoard scalars in {os.path.join(self.workdir, TENSORBOARD_DIR)})" if self.scalars else "")
+        self.close()
+
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+class TensorBoardScalars:
+    """train.tensorboard: each epoch record as TensorBoard scalars in <workdir>/tensorboard (step = epoch):
+    loss, its parts (loss/<part>), seconds (time/train, time/eval) and every view's metrics (<view>/<metric>,
+    TensorBoard spelling recall@20 as recall_20).
+
+    Like metrics.jsonl, a resumed run rewrites the folder with the restored epochs first, so no epoch a
+    resumed run replays appears twice."""
+
+    def __init__(self, logdir: str, records: Sequence[dict[str, Any]]):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ConfigError("train.tensorboard: needs tensorboardX: pip install -e '.[tensorboard]'") from None
+        shutil.rmtree(logdir, ignore_errors=True)
+        self.writer = SummaryWriter(logdir=logdir)
+        for record in records:
+            self.write(record)
+
+    def write(self, record: dict[str, Any]) -> None:
+        step = int(record["epoch"])
+        scalars = {"loss": record["loss"], "time/train": record.get("train_seconds"),
+                   "time/eval": record.get("eval_seconds"),
+                   **{f"loss/{name}": value for name, value in record.get("parts", {}).items()}}
+        for view, metrics in record.items():
+            if isinstance(metrics, dict) and view not in ("parts", "schedule"):
+                scalars.update({f"{view}/{name}": value for name, value in metrics.items()})
+        for tag, value in scalars.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(tag, float(value), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:

@@ -25,7 +25,7 @@ from mmjax.errors import ConfigError, MmjaxError
 from mmjax.eval import evaluate, recommend_top_k
 from mmjax.eval.recommend import check_users
 from mmjax.train.checkpoint import EVALUATION_CHANGES, RunCheckpoints, run_identity
-from mmjax.train.loop import eval_spec, fit, format_metrics
+from mmjax.train.loop import EvaluationObserver, eval_spec, fit, format_metrics
 from mmjax.train.parallel import initialize_distributed, is_primary_host
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
@@ -45,7 +45,8 @@ def load_dataset(data_cfg: ml_collections.ConfigDict) -> InteractionDataset:
     if data_cfg.dir:
         return load_mmrec_dir(data_cfg.dir, split=data_cfg.get("split", "auto"),
                               split_ratios=tuple(data_cfg.get("split_ratios", (0.8, 0.1, 0.1))),
-                              split_seed=int(data_cfg.get("split_seed", 0)), kcore=data_cfg.get("kcore", 0))
+                              split_seed=int(data_cfg.get("split_seed", 0)), kcore=data_cfg.get("kcore", 0),
+                              item_category_field=str(data_cfg.get("item_category_field", "auto")))
     return make_synthetic(**data_cfg.synthetic.to_dict())
 
 
@@ -73,8 +74,10 @@ def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task
     return dataset, PROTOCOLS[config.task](config, dataset)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains (resuming from the workdir's checkpoints if any); writes metrics.jsonl, results.json, curves.png."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       on_evaluation: EvaluationObserver | None = None) -> dict[str, Any]:
+    """Trains (resuming from the workdir's checkpoints if any); writes metrics.jsonl, results.json, curves.png.
+    `on_evaluation` goes to loop.fit (hyper-parameter search follows the valid metric with it)."""
     dataset, task = prepare(config)
     metadata = {
         "dataset_source": dataset.source,
@@ -85,7 +88,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "commit": git_commit(),
         "platform": jax.default_backend(),
     }
-    results = fit(task, config, workdir, metadata)
+    results = fit(task, config, workdir, metadata, on_evaluation)
     write_id_maps(dataset, workdir)
     return results
 
