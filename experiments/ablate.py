@@ -30,6 +30,7 @@ import numpy as np
 
 from mmjax.config_files import call_file_function, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
+from mmjax.logs import script_logging, workdir_log
 from mmjax.train.checkpoint import first_difference, without_fields
 from mmjax.train.report import save_figure
 
@@ -137,7 +138,8 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
 
     workdir = os.path.join(runs_dir, f"{slug(label)}_seed{seed}")
     logging.info("ablation variant %s (seed %d) -> %s", label, seed, workdir)
-    results = train_and_evaluate(config, workdir)
+    with workdir_log(workdir):
+        results = train_and_evaluate(config, workdir)
     results = {**results, "variant": label, "overrides": overrides, "config": config.to_dict()}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-root", default=os.path.join(ROOT, "experiments", "results"))
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "ablate"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    script_logging()
     try:
         common = dict(item.split("=", 1) for item in args.set)
         base = with_overrides(load_config_file(args.config),

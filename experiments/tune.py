@@ -36,6 +36,7 @@ from typing import Any
 
 from mmjax.config_files import call_file_function, field_parent, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
+from mmjax.logs import script_logging, workdir_log
 from mmjax.train.checkpoint import first_difference, without_fields
 
 from experiments import ablate
@@ -185,7 +186,8 @@ def run_trial(study, base, space: Space, runs_dir: str, trial_seed: int, sampler
                                      f"{epoch} is below the median of the earlier trials")
 
     try:
-        results = train_and_evaluate(config, workdir, on_evaluation=observe)
+        with workdir_log(workdir):
+            results = train_and_evaluate(config, workdir, on_evaluation=observe)
     except optuna.TrialPruned as pruned:
         logging.info("trial %d pruned: %s", trial.number, pruned)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-root", default=os.path.join(ROOT, "experiments", "results"))
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "tune"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    script_logging()
     try:
         import optuna
     except ImportError:

@@ -15,6 +15,7 @@ from ml_collections import config_flags
 
 from mmjax.config_files import field_parent, flat_fields, load_config_file
 from mmjax.errors import MmjaxError, describe_os_error
+from mmjax.logs import log_to_workdir, quiet_platform_probe
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model config file (a get_config() python file).",
@@ -89,26 +90,6 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(f"--config: {error}" if path is not None and str(error).startswith(path) else str(error), 2)
     except flags.Error as error:
         fail(" ".join(str(error).split()), 2)
-
-
-LOG_FILE = "mmjax.log"
-
-
-def log_to_workdir(workdir: str) -> None:
-    """Every log line of this run also goes to <workdir>/mmjax.log (appended: a resumed run adds to it)."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
-    except OSError:
-        return  # an unwritable workdir is reported, in one line, where the run first writes to it
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s] %(message)s"))
-    logging.getLogger().addHandler(handler)
-
-
-def quiet_platform_probe() -> None:
-    """jax logs that it found no TPU on every machine without one; that is not news on a CPU or GPU."""
-    logging.getLogger("jax._src.xla_bridge").addFilter(
-        lambda record: "Unable to initialize backend" not in record.getMessage())
 
 
 def main(argv):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Mapping
 
 import jraph
@@ -14,27 +15,61 @@ from mmjax.graph.bipartite import symmetric_weights
 
 def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
     """int [rows, k]: each row's k largest entries, largest first, ties to the lower column: exactly the first
-    k of a stable argsort of -scores, found by a partial selection (linear per row, not a full sort)."""
+    k of a stable argsort of -scores, found by a partial selection (linear per row, not a full sort).
+
+    A partial selection may pick any of several entries tied at the k-th value; the rows where it had to
+    choose (more entries equal the k-th value than it took) take the lowest columns among them instead."""
     rows, cols = scores.shape
     if k == cols:
         return np.argsort(-scores, axis=1, kind="stable")
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # each row's k-th largest value
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(scores, top, axis=1)
+    kth = values.min(axis=1, keepdims=True)
+    ambiguous = np.flatnonzero((scores == kth).sum(axis=1) > (values == kth).sum(axis=1))
+    if len(ambiguous):
+        top[ambiguous] = lowest_tied_columns(scores[ambiguous], kth[ambiguous], k)
+        values[ambiguous] = np.take_along_axis(scores[ambiguous], top[ambiguous], axis=1)
+    order = np.lexsort((top, -values), axis=1)  # value descending, then the lower column
+    return np.take_along_axis(top, order, axis=1)
+
+
+def lowest_tied_columns(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """int [rows, k] (ascending columns): the entries above each row's k-th largest value `kth` [rows, 1],
+    then as many of those equal to it as are needed, lowest columns first."""
     above = scores > kth
     tied = scores == kth
-    needed = k - above.sum(axis=1, keepdims=True)  # how many of the tied entries, lowest columns first
+    needed = k - above.sum(axis=1, keepdims=True)
     chosen = above | (tied & (np.cumsum(tied, axis=1) <= needed))
-    top = np.nonzero(chosen)[1].reshape(rows, k)  # ascending column within each row
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
+    return np.nonzero(chosen)[1].reshape(len(scores), k)
+
+
+_EDGE_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_EDGE_CACHE_SIZE = 8
 
 
 def knn_cosine_edges(features: np.ndarray, k: int = 10,
                      block_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(receivers, senders, cosines): each item's top-k most cosine-similar items, itself included
-    (a top-k of a cosine matrix keeps the diagonal); ties prefer the lower item id."""
+    """(receivers, senders, cosines), read-only: each item's top-k most cosine-similar items, itself included
+    (a top-k of a cosine matrix keeps the diagonal); ties prefer the lower item id.
+
+    Remembered per (features' bytes, k) for the process: a model building several graphs from one modality
+    (MAGNET's item graphs and its content view) selects its neighbours once."""
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2:
         raise DataError(f"features: expected a 2-D [num_items, dim] array, got shape {x.shape}")
+    key = (hashlib.sha256(np.ascontiguousarray(x).view(np.uint8)).hexdigest(), x.shape, int(k), int(block_size))
+    if key not in _EDGE_CACHE:
+        edges = _knn_cosine_edges(x, k, block_size)
+        for array in edges:
+            array.setflags(write=False)
+        if len(_EDGE_CACHE) >= _EDGE_CACHE_SIZE:
+            _EDGE_CACHE.pop(next(iter(_EDGE_CACHE)))
+        _EDGE_CACHE[key] = edges
+    return _EDGE_CACHE[key]
+
+
+def _knn_cosine_edges(x: np.ndarray, k: int, block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """knn_cosine_edges, computed."""
     num_items = x.shape[0]
     if not 1 <= k <= num_items:
         raise DataError(f"knn k: expected 1 <= k <= {num_items} items, got {k}")
