@@ -66,8 +66,8 @@ def slug(label: str) -> str:
 # Fields a finished run may differ in and still stand for the one asked for: how it was checkpointed,
 # distributed, logged and scored in blocks, what --mode=recommend writes, and where its data lay (the data itself
 # is compared by checksum).
-REUSE_IGNORES = ("train.checkpoint_every", "train.distributed", "train.tensorboard", "eval.batch_size", "recommend",
-                 "data.dir")
+REUSE_IGNORES = ("train.checkpoint_every", "train.distributed", "train.tensorboard", "train.progress",
+                 "eval.batch_size", "recommend", "data.dir")
 
 
 def json_tree(tree: Any) -> Any:

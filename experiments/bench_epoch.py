@@ -11,6 +11,8 @@ are to the first model of --models, measured in the same run.
   # MAGNET in stage 1 (dense routing) and with top-k routing from epoch 0, against LightGCN:
   python experiments/bench_epoch.py --data ../shared/data/tiktok \
       --models lightgcn,magnet,magnet@model.schedule.mode=specialise
+  # the cost of the progress bar's per-step host callback
+  python experiments/bench_epoch.py --models lightgcn,lightgcn@train.progress=bar,lightgcn,lightgcn@train.progress=bar
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mmjax.config_files import load_config_file, parse_value, with_overrides
 from mmjax.eval import evaluate
 from mmjax.train.loop import EpochTrainer, check_monitor
 from mmjax.train.parallel import replicate, unreplicate
+from mmjax.train.progress import StepBar
 from mmjax.train.train import git_commit, prepare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +55,9 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
     config = load_config(spec, data_dir)
     dataset, task = prepare(config)
     ks, _ = check_monitor(config.eval)
-    trainer = EpochTrainer.build(task, config.train)
+    # '@train.progress=bar': each step reports to the host as under the progress bar (counted, not drawn)
+    on_step = StepBar().on_step if config.train.get("progress") == "bar" else None
+    trainer = EpochTrainer.build(task, config.train, on_step)
     state = replicate(trainer.initial_state(int(config.train.seed)))
     score_state = jax.jit(task.score_state)
 

@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.lr_decay_every = 50
     config.train.seed = 999
     config.train.patience = 20
+    config.train.progress = "auto"  # a bar inside each epoch: 'auto' (when stderr is a terminal), 'bar', 'none'
     config.train.tensorboard = False  # also write each epoch as TensorBoard scalars (<workdir>/tensorboard)
     config.train.checkpoint_every = 1  # epochs between saves of the latest state (<workdir>/checkpoints)
     # Multi-host: jax.distributed.initialize() before training; None = detected (Cloud TPU, SLURM, ...).

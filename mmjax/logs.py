@@ -44,7 +44,14 @@ def quiet_platform_probe() -> None:
 def script_logging() -> None:
     """INFO lines with times on stderr for the experiments' scripts (progress of every run they train).
 
-    `force`: an imported library may already have given the root logger a WARNING-level handler, which
-    would silence every progress line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    A plain terminal handler an imported library already gave the root logger (often at WARNING level,
+    which would silence every progress line) is replaced; other handlers (files, a test's log capture) stay."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    root.addHandler(terminal)
+    root.setLevel(logging.INFO)
     quiet_platform_probe()

@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import pytest
 
 from mmjax.errors import ConfigError
@@ -111,3 +112,42 @@ def test_tensorboard_flag_must_be_a_bool():
     train = ml_collections.ConfigDict({**small_config().train.to_dict(), "tensorboard": "yes"})
     with pytest.raises(ConfigError, match="train.tensorboard: expected True or False"):
         validate_train_config(train)
+
+
+def test_the_progress_bar_sees_every_step_and_changes_no_number(tmp_path):
+    import numpy as np
+
+    from mmjax.train.loop import EpochTrainer
+    from mmjax.train.progress import StepBar
+    from mmjax.train.parallel import replicate
+    from mmjax.train.train import prepare
+
+    config = small_config(num_epochs=2)
+    _, task = prepare(config)
+    bar = StepBar()
+    outcomes = []
+    for on_step in (None, bar.on_step):
+        trainer = EpochTrainer.build(task, config.train, on_step)
+        state = replicate(trainer.initial_state(0))
+        losses = []
+        for epoch in range(2):
+            bar.start(epoch, trainer.steps_per_epoch)
+            state, step_losses, _ = trainer.run_epoch(state, epoch)
+            bar.stop()
+            losses.append(step_losses)
+        outcomes.append((np.concatenate(losses), state.params))
+    assert bar.steps_seen == trainer.steps_per_epoch  # the second epoch's steps, each counted once
+    np.testing.assert_array_equal(outcomes[0][0], outcomes[1][0])
+    for a, b in zip(*(jax.tree_util.tree_leaves(params) for _, params in outcomes)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    bar_run = train_and_evaluate(small_config(num_epochs=2, progress="bar"), str(tmp_path / "bar"))
+    plain = train_and_evaluate(small_config(num_epochs=2, progress="none"), str(tmp_path / "none"))
+    assert bar_run["valid"] == plain["valid"] and bar_run["test"] == plain["test"]
+
+
+def test_progress_setting_is_checked():
+    from mmjax.train.progress import wants_bar
+
+    assert wants_bar("bar") and not wants_bar("none")
+    with pytest.raises(ConfigError, match="train.progress: expected one of"):
+        wants_bar("yes")

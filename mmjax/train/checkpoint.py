@@ -33,7 +33,7 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKSUMS = "checksums"  # key of the checksums in a step's JSON item
 # Config fields a resumed run may change: they alter how long or how it runs, not what it computes.
 RESUMABLE_CHANGES = ("train.num_epochs", "train.patience", "train.checkpoint_every", "train.distributed",
-                     "train.tensorboard", "eval.batch_size", "recommend")
+                     "train.tensorboard", "train.progress", "eval.batch_size", "recommend")
 # ... and what eval / recommend may change besides: the cut-offs reported (the monitor, which chose the
 # best checkpoint, must stay).
 EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks", "eval.metrics")

@@ -26,6 +26,7 @@ from mmjax.errors import ConfigError, check_fields
 from mmjax.eval import METRICS, NonFiniteScoresError, check_metrics, evaluate, parse_metric
 from mmjax.train import report
 from mmjax.train.checkpoint import RunCheckpoints, run_identity
+from mmjax.train.progress import StepBar, wants_bar
 from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, replicate, shard_batches,
                                   unreplicate)
 from mmjax.train.state import RunProgress, TrainState, is_finite
@@ -66,16 +67,21 @@ def global_loss_and_grads(task: Task, params: Any, consts: Any, batch: dict[str,
     return loss, parts, jax.lax.pmean(grads, AXIS)
 
 
-def make_train_epoch(task: Task, optimizer: optax.GradientTransformation) -> Callable:
+def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
+                     on_step: Callable[[Any], None] | None = None) -> Callable:
     """A pmapped (state, consts, batches) -> (state, per-step losses, mean loss parts) over one epoch.
 
     State and consts are replicated, batches sharded; each device computes the global batch's loss
     (see losses.batch_sum) and the devices average their gradients, so every replica takes the same step.
     A task's schedule is read by every step and updated once, from the epoch's mean loss parts.
+    `on_step(device index)` is called on the host after each step (the progress bar); it reads nothing of
+    the step's values.
     """
 
     def train_step(carry, batch):
         state, consts = carry
+        if on_step is not None:
+            jax.debug.callback(on_step, jax.lax.axis_index(AXIS))
         rng, step_rng = jax.random.split(state.rng)
         loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, state.schedule)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -185,13 +191,14 @@ class EpochTrainer:
     first_batches: dict[str, np.ndarray]  # epoch 0's, drawn once to learn the steps per epoch
 
     @classmethod
-    def build(cls, task: Task, train_cfg: ml_collections.ConfigDict) -> "EpochTrainer":
+    def build(cls, task: Task, train_cfg: ml_collections.ConfigDict,
+              on_step: Callable[[Any], None] | None = None) -> "EpochTrainer":
         check_global_batch(int(train_cfg.batch_size))
         first_batches = task.epoch_batches(0)
         steps_per_epoch = int(next(iter(first_batches.values())).shape[0])
         optimizer = optax.adam(learning_rate_schedule(train_cfg, steps_per_epoch))
         return cls(task=task, optimizer=optimizer, steps_per_epoch=steps_per_epoch,
-                   train_epoch=make_train_epoch(task, optimizer), replicated_consts=replicate(task.consts),
+                   train_epoch=make_train_epoch(task, optimizer, on_step), replicated_consts=replicate(task.consts),
                    first_batches=first_batches)
 
     def initial_state(self, seed: int) -> TrainState:
@@ -232,7 +239,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: d
     train_cfg = config.train
     validate_train_config(train_cfg)
     spec = eval_spec(config.eval)
-    trainer = EpochTrainer.build(task, train_cfg)
+    bar = StepBar() if is_primary_host() and wants_bar(str(train_cfg.get("progress", "auto"))) else None
+    trainer = EpochTrainer.build(task, train_cfg, bar.on_step if bar is not None else None)
     state = trainer.initial_state(int(train_cfg.seed))
 
     commit = (metadata or {}).get("commit")  # recorded per epoch: a resumed run may span checkouts
@@ -242,7 +250,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: d
             checkpoints.check_same_run(run_identity(config.to_dict(),
                                                     str((metadata or {}).get("dataset_checksum", ""))))
             progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit,
-                                            on_evaluation)
+                                            on_evaluation, bar)
         results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
         writer.results(results, config)
     shown = [view for view in task.report_views if progress.best.get(view)] or [task.select_on]
@@ -265,7 +273,8 @@ def diverged(what: str, epoch: int, checkpoints: RunCheckpoints) -> NonFiniteTra
 
 def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoints: RunCheckpoints,
                  config: ml_collections.ConfigDict, workdir: str, commit: str | None,
-                 on_evaluation: EvaluationObserver | None = None) -> tuple[RunProgress, report.RunWriter]:
+                 on_evaluation: EvaluationObserver | None = None,
+                 bar: StepBar | None = None) -> tuple[RunProgress, report.RunWriter]:
     """Resumes from the newest intact checkpoint and trains until early stopping or num_epochs; returns the
     progress and the writer of the workdir's records.
 
@@ -317,7 +326,13 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         # The params after this epoch are scored as they were trained: under this epoch's schedule.
         epoch_schedule = unreplicate(replicated_state.schedule)
         start = time.perf_counter()
-        new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
+        if bar is not None:
+            bar.start(epoch, steps_per_epoch)
+        try:
+            new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
+        finally:
+            if bar is not None:
+                bar.stop()
         train_seconds = time.perf_counter() - start
         bad_step = first_non_finite(losses)
         if bad_step is not None:
