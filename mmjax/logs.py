@@ -7,6 +7,8 @@ import logging
 import os
 from typing import Iterator
 
+from mmjax.compilation_cache import enable_compilation_cache
+
 LOG_FILE = "mmjax.log"
 
 
@@ -55,3 +57,4 @@ def script_logging() -> None:
     root.addHandler(terminal)
     root.setLevel(logging.INFO)
     quiet_platform_probe()
+    enable_compilation_cache()

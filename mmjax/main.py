@@ -13,6 +13,7 @@ import traceback
 from absl import app, flags
 from ml_collections import config_flags
 
+from mmjax.compilation_cache import enable_compilation_cache
 from mmjax.config_files import field_parent, flat_fields, load_config_file
 from mmjax.errors import MmjaxError, describe_os_error
 from mmjax.logs import log_to_workdir, quiet_platform_probe
@@ -97,6 +98,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_background_failures()
     quiet_platform_probe()
+    enable_compilation_cache()
     log_to_workdir(FLAGS.workdir)
     from mmjax.train import train  # imported late: jax starts after flag parsing
 

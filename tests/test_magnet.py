@@ -421,3 +421,14 @@ def test_mean_history_and_its_leave_one_out():
                                rtol=1e-4, atol=1e-5)
     single = magnet.leave_one_out(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), jnp.asarray([1.0]))
     assert np.all(np.asarray(single) == 0)
+
+
+def test_the_compiled_initialisation_gives_the_op_by_op_parameters():
+    """MAGNET's init is jitted for startup time; the parameters must be those of the eager forward pass."""
+    model = build_model(magnet_config().model, dataset())
+    rng = jax.random.PRNGKey(3)
+    compiled, eager = model.init(rng), model.init.__wrapped__(rng)
+    leaves = jax.tree_util.tree_leaves(compiled)
+    assert len(leaves) == len(jax.tree_util.tree_leaves(eager)) > 0
+    for a, b in zip(leaves, jax.tree_util.tree_leaves(eager)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

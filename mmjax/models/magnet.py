@@ -567,7 +567,10 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     sources = ("behaviour",) + modalities
     labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
                    ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
-    return GraphModel(init=lambda rng: module.init(rng, consts), loss=loss, score_state=score_state, consts=consts,
+    # Compiled: the parameters are created by a forward pass over the graphs, seconds op by op on tiktok
+    # (the same parameters, bit for bit).
+    init = jax.jit(lambda rng: module.init(rng, consts))
+    return GraphModel(init=init, loss=loss, score_state=score_state, consts=consts,
                       score_fn=score_fn, top_k_fn=top_k_fn if rank_candidates else None, schedule=schedule,
                       route=route if cfg.moe_fusion == "router" else None,
                       expert_labels=labels if cfg.experts == "template" else
