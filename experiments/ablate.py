@@ -30,6 +30,7 @@ import numpy as np
 
 from mmjax.config_files import call_file_function, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
+from mmjax.compilation_cache import enable_compilation_cache
 from mmjax.logs import script_logging, workdir_log
 from mmjax.train.checkpoint import first_difference, without_fields
 from mmjax.train.report import save_figure
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "ablate"))
     args = parser.parse_args(argv)
     script_logging()
+    enable_compilation_cache()
     try:
         common = dict(item.split("=", 1) for item in args.set)
         base = with_overrides(load_config_file(args.config),

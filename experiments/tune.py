@@ -36,6 +36,7 @@ from typing import Any
 
 from mmjax.config_files import call_file_function, field_parent, load_config_file, parse_value, with_overrides
 from mmjax.errors import ConfigError, MmjaxError
+from mmjax.compilation_cache import enable_compilation_cache
 from mmjax.logs import script_logging, workdir_log
 from mmjax.train.checkpoint import first_difference, without_fields
 
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-root", default=os.path.join(ROOT, "runs", "tune"))
     args = parser.parse_args(argv)
     script_logging()
+    enable_compilation_cache()
     try:
         import optuna
     except ImportError:

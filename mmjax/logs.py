@@ -7,8 +7,6 @@ import logging
 import os
 from typing import Iterator
 
-from mmjax.compilation_cache import enable_compilation_cache
-
 LOG_FILE = "mmjax.log"
 
 
@@ -57,4 +55,3 @@ def script_logging() -> None:
     root.addHandler(terminal)
     root.setLevel(logging.INFO)
     quiet_platform_probe()
-    enable_compilation_cache()

@@ -326,13 +326,8 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         # The params after this epoch are scored as they were trained: under this epoch's schedule.
         epoch_schedule = unreplicate(replicated_state.schedule)
         start = time.perf_counter()
-        if bar is not None:
-            bar.start(epoch, steps_per_epoch)
-        try:
+        with bar.epoch(epoch, steps_per_epoch) if bar is not None else contextlib.nullcontext():
             new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
-        finally:
-            if bar is not None:
-                bar.stop()
         train_seconds = time.perf_counter() - start
         bad_step = first_non_finite(losses)
         if bad_step is not None:

@@ -8,8 +8,10 @@ same numbers with the bar as without it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+from typing import Iterator
 
 from mmjax.errors import ConfigError
 
@@ -56,3 +58,12 @@ class StepBar:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    @contextlib.contextmanager
+    def epoch(self, epoch: int, total: int) -> Iterator[None]:
+        """The bar drawn while one epoch of `total` steps runs, removed however the epoch ends."""
+        self.start(epoch, total)
+        try:
+            yield
+        finally:
+            self.stop()
