@@ -48,9 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict()
     config.eval.ks = (5, 10, 20, 50)
-    config.eval.metrics = ("recall", "ndcg", "precision", "map")  # any of recall ndcg precision map hr mrr
+    config.eval.metrics = ("recall", "ndcg", "precision", "map")  # any of recall ndcg precision map hr mrr nhr
     config.eval.monitor = "recall@20"  # the metric of the selection view (valid) that picks the best epoch
     config.eval.every = 1  # epochs between evaluations; patience counts evaluations
+    config.eval.first_epoch = config_dict.placeholder(int)  # first evaluated epoch (0-based); None: every - 1
     config.eval.batch_size = 4096
     # Model selection: the monitor as compared (None: exact; RecBole rounds to metric_decimal_place = 4) and
     # which epoch of a tie is kept ('first', MMRec's; 'last': a tie replaces the best and restarts patience,
@@ -58,6 +59,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.monitor_decimals = config_dict.placeholder(int)
     config.eval.ties = "first"
     config.eval.selection_only = False  # evaluate the selection view only (tuning trials never compute test)
+    # Missing modality (train/missing.py): a seeded share of each reported view's items loses this modality's
+    # features, scored as an extra view '<view>_no_<modality>_<percent>pct'
+    config.eval.drop_modality = config_dict.placeholder(str)
+    config.eval.drop_fraction = 1.0
+    config.eval.drop_seed = 0
 
     config.recommend = ml_collections.ConfigDict()
     config.recommend.k = 20  # items per user written by --mode=recommend
@@ -93,4 +99,23 @@ def sequential_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 2048
     config.eval.mask_history = False  # RecBole masks nothing for sequential models [our choice: flag]
     config.recommend.exclude_splits = ()  # next items may be repeats, as in evaluation
+    return config
+
+
+def coldstart_config() -> ml_collections.ConfigDict:
+    """Defaults of the item cold-start protocol (specs/coldstart-protocol.md, the MAMEX code's schedule): a seeded
+    20 % of items cold, negatives from every item, cold views ranking cold items only, evaluation every 10 epochs
+    from the first, selection on valid NDCG@10, patience 20 evaluations (the code stops after 21 without gain)."""
+    config = get_config()
+    config.task = "coldstart"
+    config.data.cold = ml_collections.ConfigDict(dict(fraction=0.2, seed=2025))  # ignored with cold_items.npy
+    config.train.negative_pool = "all_items"  # the reference draws negatives among all items, cold ones too
+    config.train.num_epochs = 1000
+    config.train.patience = 20
+    config.train.seed = 2025
+    config.eval.ks = (10, 20, 50)
+    config.eval.metrics = ("recall", "ndcg", "nhr", "precision")
+    config.eval.monitor = "ndcg@10"
+    config.eval.every = 10
+    config.eval.first_epoch = 0
     return config

@@ -85,6 +85,23 @@ def _as_category(category: object, num_items: int) -> np.ndarray:
     return _read_only(array.astype(np.int32, copy=False))
 
 
+def as_cold_items(items: object, num_items: int, source: str = "cold_items") -> np.ndarray:
+    """Checks a cold item list (integer [c >= 2], distinct, item ids, not every item); read-only sorted int32."""
+    array = np.asarray(items)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{source}: expected a 1-D integer array of item ids, got {array.dtype} {array.shape}")
+    bad = np.flatnonzero((array < 0) | (array >= num_items))
+    if len(bad):
+        raise DataError(f"{source} entry {bad[0]}: item {array[bad[0]]} is not an item of the dataset "
+                        f"(ids 0..{num_items - 1})")
+    unique = np.unique(array)
+    if len(unique) != len(array):
+        raise DataError(f"{source}: lists {len(array) - len(unique)} item(s) twice; expected distinct item ids")
+    if not 2 <= len(unique) < num_items:
+        raise DataError(f"{source}: lists {len(unique)} items; expected at least 2 and fewer than all {num_items}")
+    return _read_only(unique.astype(np.int32))
+
+
 def pair_keys(pairs: np.ndarray, num_items: int) -> np.ndarray:
     """One int64 key per (user, item) pair: user * num_items + item (unique per pair)."""
     return pairs[:, 0].astype(np.int64) * num_items + pairs[:, 1]
@@ -126,6 +143,12 @@ class InteractionDataset:
     item_names: np.ndarray | None = None
     # The name of each category id (str [categories]), where the data names them (a RecBole .item file)
     category_names: np.ndarray | None = None
+    # Items the dataset declares cold (cold_items.npy: int32 sorted, no train interaction wanted), for the
+    # cold-start protocol; None: the protocol draws them
+    cold_items: np.ndarray | None = None
+    # Per modality, bool [num_items]: items whose features of that modality are missing (zero rows), for
+    # models that mask them (missing-modality evaluation); a modality not named here is complete
+    missing_features: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for field in ("num_users", "num_items"):
@@ -154,6 +177,13 @@ class InteractionDataset:
             if self.item_category is None or len(self.category_names) <= int(self.item_category.max()):
                 raise DataError(f"dataset {self.name!r}: category_names must name every category id of item_category")
             object.__setattr__(self, "category_names", _read_only(np.asarray(self.category_names, dtype=str)))
+        for modality, missing in self.missing_features.items():
+            missing = np.asarray(missing)
+            if modality not in self.features or missing.dtype != bool or missing.shape != (self.num_items,):
+                raise DataError(f"dataset {self.name!r}: missing_features[{modality!r}] must be a bool [{self.num_items}] "
+                                f"mask of a modality among {sorted(self.features)}")
+        if self.cold_items is not None:
+            object.__setattr__(self, "cold_items", as_cold_items(self.cold_items, self.num_items))
         if self.sequences is not None and (self.sequences.num_users != self.num_users
                                            or self.sequences.num_items != self.num_items):
             raise DataError(f"dataset {self.name!r}: its sequences cover {self.sequences.num_users} users and "

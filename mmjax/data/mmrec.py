@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmjax.data.dataset import MAX_ID, InteractionDataset, first_non_finite_row, log_dataset_report
+from mmjax.data.dataset import MAX_ID, InteractionDataset, as_cold_items, first_non_finite_row, log_dataset_report
 from mmjax.data.sequences import sort_into_sequences
 from mmjax.data.splits import check_split, kcore_keep, leave_one_out_labels, random_labels
 from mmjax.errors import DataError
@@ -35,6 +35,7 @@ ATOMIC_NAMES = {"user_id": "userID", "item_id": "itemID"}
 ORDER_COLUMNS = ("seq_pos", "timestamp")  # the first one present orders each user's interactions
 FEATURE_SUFFIX = "_feat.npy"
 CATEGORY_FILE = "item_category.npy"
+COLD_ITEMS_FILE = "cold_items.npy"  # optional: the items the cold-start protocol treats as cold
 # the .item column read as the category when data.item_category_field is 'auto': the first one present
 CATEGORY_COLUMNS = ("categories", "category", "class", "genre")
 NO_CATEGORY = "[none]"  # the category of an item the .item file does not list
@@ -437,8 +438,9 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
     directory = Path(path)
     inter_path, feature_paths, category_path = list_files(directory)
     name = inter_path.stem
+    cold_path = directory / COLD_ITEMS_FILE
     blobs = {p.name: read_bytes(p) for p in [inter_path, *feature_paths]
-             + ([category_path] if category_path else [])}
+             + ([category_path] if category_path else []) + ([cold_path] if cold_path.is_file() else [])}
     users, items, labels, line_numbers, order, tokens = parse_inter(inter_path.name, blobs[inter_path.name])
     features = load_features({p.name: blobs[p.name] for p in feature_paths})
     category = load_category(blobs[CATEGORY_FILE]) if category_path and category_path.name == CATEGORY_FILE else None
@@ -514,6 +516,14 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
         if item_category_field != "auto":
             checksum = hashlib.sha256(f"{checksum}|categories {item_category_field}".encode()).hexdigest()
 
+    cold_items = None
+    if COLD_ITEMS_FILE in blobs:
+        if item_origin is not None:
+            raise DataError(f"{COLD_ITEMS_FILE} lists integer item ids, but {inter_path.name}'s itemID is remapped "
+                            "(tokens or sparse ids); give integer item ids that are row numbers")
+        cold_items = as_cold_items(load_matrix(COLD_ITEMS_FILE, blobs[COLD_ITEMS_FILE]), num_items, COLD_ITEMS_FILE)
+        logger.info("%s: %d items declared cold", COLD_ITEMS_FILE, len(cold_items))
+
     sequences = None
     if order is not None:
         sequences = sort_into_sequences(users, items, labels, order[1], num_users, num_items, order[0],
@@ -534,7 +544,7 @@ def load_mmrec_dir(path: str | os.PathLike, split: str = "auto", split_ratios: t
     dataset = InteractionDataset(
         name=name, num_users=num_users, num_items=num_items, **splits, features=features,
         item_category=category, category_names=category_names, checksum=checksum, source=str(directory.resolve()),
-        sequences=sequences, user_names=names.get("userID"), item_names=names.get("itemID"))
+        sequences=sequences, user_names=names.get("userID"), item_names=names.get("itemID"), cold_items=cold_items)
     logger.info("loaded %s from %s in %.2f s", name, directory, time.perf_counter() - start)
     log_dataset_report(dataset)
     return dataset

@@ -1,5 +1,5 @@
-"""Full-ranking top-K evaluation shared by every protocol: MMRec's Recall, NDCG, Precision, MAP and RecBole's
-HR, MRR, at any k.
+"""Full-ranking top-K evaluation shared by every protocol: MMRec's Recall, NDCG, Precision, MAP, RecBole's
+HR, MRR and the cold-start code's normalised HR, at any k.
 
 An evaluation view (EvalSet) holds row-aligned queries: the user ids plus whatever a protocol's scorer
 reads per query (a history window, say), each query's ground truth, the items to mask and, optionally, the
@@ -73,6 +73,10 @@ def _mrr(s: RankStats, k: int) -> jax.Array:
     return s.reciprocal_rank[:, k - 1]
 
 
+def _normalised_hit_ratio(s: RankStats, k: int) -> jax.Array:
+    return s.hit_count[:, k - 1] / jnp.minimum(s.positives, k)
+
+
 METRIC_FUNCTIONS: dict[str, Callable[[RankStats, int], jax.Array]] = {
     "recall": _recall,  # hits@k / |ground truth|
     "ndcg": _ndcg,  # binary gains, ideal DCG truncated at min(|ground truth|, k)
@@ -80,6 +84,7 @@ METRIC_FUNCTIONS: dict[str, Callable[[RankStats, int], jax.Array]] = {
     "map": _map,  # MMRec's MAP, normalised by min(|ground truth|, k)
     "hr": _hit_ratio,  # 1 if any ground-truth item is in the top k (RecBole's hit)
     "mrr": _mrr,  # 1 / rank of the first ground-truth item within the top k, else 0
+    "nhr": _normalised_hit_ratio,  # hits@k / min(k, |ground truth|): the cold-start code's (MILK, MAMEX) "HR"
 }
 METRICS = ("recall", "ndcg", "precision", "map")  # the graph protocol's (MMRec's) default set
 

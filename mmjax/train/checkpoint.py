@@ -34,14 +34,16 @@ CHECKSUMS = "checksums"  # key of the checksums in a step's JSON item
 # Config fields a resumed run may change: they alter how long or how it runs, not what it computes.
 RESUMABLE_CHANGES = ("train.num_epochs", "train.patience", "train.checkpoint_every", "train.distributed",
                      "train.tensorboard", "train.progress", "eval.batch_size", "recommend")
-# ... and what eval / recommend may change besides: the cut-offs reported (the monitor, which chose the
-# best checkpoint, must stay).
-EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks", "eval.metrics")
+# ... and what eval / recommend may change besides: the cut-offs reported and a missing-modality view (the
+# monitor, which chose the best checkpoint, must stay).
+EVALUATION_CHANGES = RESUMABLE_CHANGES + ("eval.ks", "eval.metrics", "eval.drop_modality", "eval.drop_fraction",
+                                          "eval.drop_seed")
 # Config fields added after runs were recorded, with the value that keeps what those runs did: a recorded
 # identity without one is read with it, so an upgrade does not make earlier workdirs unresumable.
 # (Fields in RESUMABLE_CHANGES never enter an identity, so they need no entry.)
 ADDED_FIELDS = {"eval.monitor_decimals": None, "eval.ties": "first", "eval.selection_only": False,
-                "data.item_category_field": "auto"}
+                "data.item_category_field": "auto", "eval.first_epoch": None,
+                "eval.drop_modality": None, "eval.drop_fraction": 1.0, "eval.drop_seed": 0}
 
 
 class CorruptCheckpointError(Exception):

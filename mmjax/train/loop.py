@@ -126,6 +126,7 @@ class EvalSpec:
     monitor_decimals: int | None = None  # the monitor rounded to this many decimals before comparing
     later_ties: bool = False  # an evaluation equal to the best replaces it (eval.ties = 'last')
     selection_only: bool = False  # only the selection view is evaluated (hyper-parameter trials: no test)
+    first_epoch: int | None = None  # the first evaluated epoch (0-based); None: every - 1
 
     def selection_value(self, metrics: dict[str, float]) -> float:
         """The monitored metric as model selection compares it (rounded when monitor_decimals is set)."""
@@ -138,8 +139,10 @@ class EvalSpec:
         return (self.monitor,) + tuple(f"{m}@{k}" for m in self.metrics if f"{m}@{k}" != self.monitor)[:2]
 
     def due(self, epoch: int, num_epochs: int) -> bool:
-        """Whether `epoch` is evaluated: every `every` epochs and always at the last one."""
-        return (epoch + 1) % self.every == 0 or epoch + 1 == num_epochs
+        """Whether `epoch` (0-based) is evaluated: every `every` epochs from `first_epoch` (default: after the
+        first `every` epochs) and always at the last one."""
+        first = self.every - 1 if self.first_epoch is None else self.first_epoch
+        return (epoch >= first and (epoch - first) % self.every == 0) or epoch + 1 == num_epochs
 
 
 def eval_spec(eval_cfg: ml_collections.ConfigDict) -> EvalSpec:
@@ -164,8 +167,13 @@ def eval_spec(eval_cfg: ml_collections.ConfigDict) -> EvalSpec:
     selection_only = eval_cfg.get("selection_only", False)
     if not isinstance(selection_only, bool):
         raise ConfigError(f"eval.selection_only: expected True or False, got {selection_only!r}")
+    first_epoch = eval_cfg.get("first_epoch", None)
+    if first_epoch is not None and (isinstance(first_epoch, bool) or not isinstance(first_epoch, int)
+                                    or first_epoch < 0):
+        raise ConfigError(f"eval.first_epoch: expected None or an int >= 0 (0-based epoch), got {first_epoch!r}")
     return EvalSpec(ks=ks, metrics=metrics, monitor=monitor, every=every, batch_size=int(eval_cfg.batch_size),
-                    monitor_decimals=decimals, later_ties=ties == "last", selection_only=selection_only)
+                    monitor_decimals=decimals, later_ties=ties == "last", selection_only=selection_only,
+                    first_epoch=first_epoch)
 
 
 def check_monitor(eval_cfg: ml_collections.ConfigDict) -> tuple[tuple[int, ...], str]:
@@ -344,7 +352,7 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         stopper, best, improved = progress.stopper, progress.best, False
         if spec.due(epoch, num_epochs):
             start = time.perf_counter()
-            state_to_score = score_state(params, task.consts, epoch_schedule)
+            state_to_score = score_state(params, task.consts_for(task.select_on), epoch_schedule)
             selected = run_eval(state_to_score, task.select_on, epoch)
             record["eval_seconds"] = time.perf_counter() - start
             record[task.select_on] = selected
@@ -353,8 +361,11 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
                                               later_ties=spec.later_ties)
             improved = stopper.improved_at(epoch)
             if improved:
-                best = {task.select_on: selected,
-                        **{view: run_eval(state_to_score, view, epoch) for view in report_views}}
+                best = {task.select_on: selected}
+                for view in report_views:
+                    view_state = state_to_score if view not in task.view_consts else \
+                        score_state(params, task.view_consts[view], epoch_schedule)
+                    best[view] = run_eval(view_state, view, epoch)
                 best_info = dict(best)
                 if schedule_info is not None:
                     best_info["schedule"] = schedule_info["trained_with"]

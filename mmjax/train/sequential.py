@@ -18,7 +18,7 @@ from mmjax.data.sequences import (PAD_ID, UserSequences, history_windows, pack_w
                                   training_instances, whole_history_positions)
 from mmjax.errors import ConfigError, DataError
 from mmjax.eval import EvalSet
-from mmjax.models import build_model
+from mmjax.models import build_model, consts_builder
 from mmjax.models.base import SequenceModel
 from mmjax.train.task import Task
 
@@ -132,4 +132,4 @@ def sequential_task(config: ml_collections.ConfigDict, dataset: InteractionDatas
     return Task(model_name=config.model.name, dataset_name=dataset.name, init_params=model.init,
                 loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.scoring_state,
                 score_fn=model.score_fn, consts=model.consts, eval_sets=eval_sets,
-                recommend_inputs=recommend_inputs)
+                recommend_inputs=recommend_inputs, consts_with=consts_builder(config.model, dataset))

@@ -45,6 +45,10 @@ class Task:
       the user did (e.g. the window of the whole history); None: 'users' alone.
     prepare_epoch(consts, rng) -> the consts one epoch trains with (e.g. an edge-dropped graph); jittable,
       run at the start of every compiled epoch with an RNG split from the train state.
+    consts_with(features, missing) -> the consts the model reads with other item features (missing: per
+      modality, bool [num_items] masks of absent rows); None where the protocol cannot rebuild them.
+    view_consts: views scored with other consts than the training ones (e.g. a modality missing for some
+      items): their score state is score_state(params, view_consts[view], schedule).
     schedule: the model's EpochSchedule, or None. With one, loss_fn also takes `schedule=` (the epoch's
       schedule, from TrainState) and the loop updates it from the epoch's mean loss parts.
     """
@@ -63,11 +67,17 @@ class Task:
     top_k_fn: TopKFn | None = None
     select_on: str = "valid"
     recommend_inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    consts_with: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], Consts] | None = None
+    view_consts: Mapping[str, Consts] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.select_on not in self.eval_sets and self.eval_sets:
             raise ConfigError(f"task {self.model_name}: the selection view {self.select_on!r} is not among its "
                               f"evaluation views {sorted(self.eval_sets)}")
+
+    def consts_for(self, view: str) -> Consts:
+        """The consts `view` is scored with."""
+        return self.view_consts.get(view, self.consts)
 
     @property
     def report_views(self) -> tuple[str, ...]:

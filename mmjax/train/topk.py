@@ -12,8 +12,8 @@ import numpy as np
 from mmjax.data import InteractionDataset
 from mmjax.data.sampling import bpr_epoch_batches
 from mmjax.errors import ConfigError
-from mmjax.eval import build_eval_set
-from mmjax.models import build_model
+from mmjax.eval import EvalSet, build_eval_set
+from mmjax.models import build_model, consts_builder
 from mmjax.train.task import Task
 
 NEGATIVE_POOLS = ("train_items", "all_items")
@@ -45,19 +45,26 @@ def top_k_by_user(top_k_fn: Callable | None) -> Callable | None:
 
 def graph_topk_task(config: ml_collections.ConfigDict, dataset: InteractionDataset) -> Task:
     """A Task for any registered graph model: its loss and scorer, BPR batches and full-ranking eval sets."""
+    indptr, indices = dataset.train_csr()
+    eval_sets = {split: build_eval_set(dataset.eval_pairs(split), indptr, indices, dataset.num_items)
+                 for split in ("valid", "test")}
+    return bpr_task(config, dataset, eval_sets, negative_candidates(dataset, config.train.negative_pool))
+
+
+def bpr_task(config: ml_collections.ConfigDict, dataset: InteractionDataset, eval_sets: dict[str, EvalSet],
+             negatives: np.ndarray) -> Task:
+    """A Task training config's graph model on `dataset`'s train pairs with one negative per pair drawn from
+    `negatives` (seeded per epoch), evaluated on `eval_sets`; shared by the graph and cold-start protocols."""
     model = build_model(config.model, dataset)
-    candidates = negative_candidates(dataset, config.train.negative_pool)
     seed = int(config.train.seed)
     batch_size = int(config.train.batch_size)
 
     def epoch_batches(epoch: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([seed, epoch])
-        return bpr_epoch_batches(dataset.train, dataset.num_items, candidates, batch_size, rng)
+        return bpr_epoch_batches(dataset.train, dataset.num_items, negatives, batch_size, rng)
 
-    indptr, indices = dataset.train_csr()
-    eval_sets = {split: build_eval_set(dataset.eval_pairs(split), indptr, indices, dataset.num_items)
-                 for split in ("valid", "test")}
     return Task(model_name=config.model.name, dataset_name=dataset.name, init_params=model.init,
                 loss_fn=model.loss, epoch_batches=epoch_batches, score_state=model.scoring_state,
                 score_fn=by_user(model.score_fn), consts=model.consts, eval_sets=eval_sets,
-                prepare_epoch=model.prepare_epoch, schedule=model.schedule, top_k_fn=top_k_by_user(model.top_k_fn))
+                prepare_epoch=model.prepare_epoch, schedule=model.schedule, top_k_fn=top_k_by_user(model.top_k_fn),
+                consts_with=consts_builder(config.model, dataset))

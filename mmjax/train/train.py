@@ -25,7 +25,9 @@ from mmjax.errors import ConfigError, MmjaxError
 from mmjax.eval import evaluate, recommend_top_k
 from mmjax.eval.recommend import check_users
 from mmjax.train.checkpoint import EVALUATION_CHANGES, RunCheckpoints, run_identity
+from mmjax.train.coldstart import coldstart_task
 from mmjax.train.loop import EvaluationObserver, eval_spec, fit, format_metrics
+from mmjax.train.missing import with_missing_modality
 from mmjax.train.parallel import initialize_distributed, is_primary_host
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 PROTOCOLS: dict[str, Callable[[ml_collections.ConfigDict, InteractionDataset], Task]] = {
     "graph": graph_topk_task,
     "sequential": sequential_task,
+    "coldstart": coldstart_task,
 }
 
 
@@ -71,7 +74,7 @@ def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task
     initialize_distributed(config.train.distributed)
     dataset = load_dataset(config.data)
     logger.info("jax %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
-    return dataset, PROTOCOLS[config.task](config, dataset)
+    return dataset, with_missing_modality(PROTOCOLS[config.task](config, dataset), config.eval, dataset.features)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -122,12 +125,14 @@ def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[Interact
     return dataset, task, params, info
 
 
-def best_score_state(task: Task, params: Any, info: dict[str, Any]) -> Any:
-    """What the task scores with for the best checkpoint: its params under the schedule they trained with."""
+def best_score_state(task: Task, params: Any, info: dict[str, Any], view: str | None = None) -> Any:
+    """What the task scores `view` (None: the training consts) with for the best checkpoint: its params
+    under the schedule they trained with."""
     schedule = None
     if task.schedule is not None:
         schedule = EpochSchedule.from_host(info.get("schedule", {}), task.initial_schedule())
-    return jax.jit(task.score_state)(params, task.consts, schedule)
+    consts = task.consts if view is None else task.consts_for(view)
+    return jax.jit(task.score_state)(params, consts, schedule)
 
 
 def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -138,7 +143,8 @@ def evaluate_best(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     state = best_score_state(task, params, info)
     out = {"best_epoch": info["epoch"]}
     for view, eval_set in task.eval_sets.items():
-        out[view] = evaluate(task.score_fn, state, eval_set, ks=spec.ks, block_size=spec.batch_size,
+        view_state = state if view not in task.view_consts else best_score_state(task, params, info, view)
+        out[view] = evaluate(task.score_fn, view_state, eval_set, ks=spec.ks, block_size=spec.batch_size,
                              top_k_fn=task.top_k_fn, metrics=spec.metrics)
     path = os.path.join(workdir, "eval.json")
     with open(path, "w") as f:
