@@ -5,7 +5,8 @@
   python -m experiments.ablate --config=configs/lightgcn.py --grid='model.n_layers=1,2,3;model.reg_weight=1e-2,1e-4'
 
 --grid is a python file whose get_grid() returns [(label, {dotted field: value}), ...], or an inline
-Cartesian product 'field=v1,v2;field2=v1,v2'. Every run trains through mmjax.train.train_and_evaluate
+Cartesian product 'field=v1,v2;field2=v1,v2'. A variant's {"config": "configs/<model>.py"} trains from that
+config file instead of --config (baselines beside a model's ablations in one table). Every run trains through mmjax.train.train_and_evaluate
 in runs/ablate/<name>/<variant>_seed<seed> (a killed runner resumes its runs from their checkpoints) and
 its results.json is kept as experiments/results/<name>/<variant>_seed<seed>.json. A run whose JSON
 exists is not repeated when that JSON was trained with the same config and data (checksum); one that
@@ -37,6 +38,7 @@ from mmjax.train.report import save_figure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+CONFIG_KEY = "config"  # a variant's overrides may name another config file as its base (a baseline model)
 Variant = tuple[str, dict[str, Any]]
 
 
@@ -247,9 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     script_logging()
     enable_compilation_cache()
     try:
-        common = dict(item.split("=", 1) for item in args.set)
-        base = with_overrides(load_config_file(args.config),
-                              {**{k: parse_value(v) for k, v in common.items()}, "data.dir": args.data})
+        common = {**{k: parse_value(v) for k, v in dict(item.split("=", 1) for item in args.set).items()},
+                  "data.dir": args.data}
+        bases = {}  # config file -> (its config with --set and --data, its defaults as JSON)
+
+        def base_of(overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], dict]:
+            """A variant's base config (its own 'config' file, else --config), its overrides, defaults."""
+            path = overrides.get(CONFIG_KEY, args.config)
+            if path not in bases:
+                file = path if os.path.isabs(path) or os.path.exists(path) else os.path.join(ROOT, path)
+                bases[path] = (with_overrides(load_config_file(file), common),
+                               json_tree(load_config_file(file).to_dict()))
+            return bases[path][0], {k: v for k, v in overrides.items() if k != CONFIG_KEY}, bases[path][1]
+
+        base = base_of({})[0]
         variants = load_grid(args.grid)
         unknown = sorted(set(args.variant) - {label for label, _ in variants})
         if unknown:
@@ -258,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         dataset = os.path.basename(os.path.normpath(args.data)) if args.data else "synthetic"
         name = args.name or f"ablate_{base.model.name}_{dataset}"
         folder, runs_dir = os.path.join(args.results_root, name), os.path.join(args.runs_root, name)
-        defaults = json_tree(load_config_file(args.config).to_dict())
         runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
         for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
             for label, overrides in variants:
                 train = not args.finished_only and (not args.variant or label in args.variant)
-                results = run_variant(base, folder, runs_dir, label, overrides, seed, args.rerun and train,
-                                      defaults, train=train)
+                variant_base, variant_overrides, defaults = base_of(overrides)
+                results = run_variant(variant_base, folder, runs_dir, label, variant_overrides, seed,
+                                      args.rerun and train, defaults, train=train)
                 if results is not None:
                     runs[label].append(results)
     except MmjaxError as error:

@@ -35,16 +35,16 @@ def check_drop(eval_cfg: ml_collections.ConfigDict, modalities: tuple[str, ...])
     """(modality, fraction, seed) of the eval config's drop fields, None when no modality is dropped;
     ConfigError for a modality the data lacks or a fraction outside [0, 1]."""
     modality = eval_cfg.get("drop_modality", None)
-    if modality is None:
-        return None
-    if modality not in modalities:
-        raise ConfigError(f"eval.drop_modality: {modality!r} is not a modality of the data, which has "
-                          f"{list(modalities) or 'no feature files'}")
     fraction, seed = eval_cfg.get("drop_fraction", 1.0), eval_cfg.get("drop_seed", 0)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= float(fraction) <= 1.0:
         raise ConfigError(f"eval.drop_fraction: expected a share of items in [0, 1], got {fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"eval.drop_seed: expected an int, got {seed!r}")
+    if modality is None:
+        return None
+    if modality not in modalities:
+        raise ConfigError(f"eval.drop_modality: {modality!r} is not a modality of the data, which has "
+                          f"{list(modalities) or 'no feature files'}")
     return str(modality), float(fraction), seed
 
 
