@@ -275,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:  # seed-major: every variant has its first seeds before any has its last
             for label, overrides in variants:
                 train = not args.finished_only and (not args.variant or label in args.variant)
+                if not train and not os.path.exists(os.path.join(folder, f"{slug(label)}_seed{seed}.json")):
+                    continue  # neither finished nor asked for (its config file need not exist yet)
                 variant_base, variant_overrides, defaults = base_of(overrides)
                 results = run_variant(variant_base, folder, runs_dir, label, variant_overrides, seed,
                                       args.rerun and train, defaults, train=train)

@@ -2,7 +2,10 @@
 
 Rebuilds the run's model from the config stored in <workdir>/results.json, loads its best-valid
 checkpoint and draws, in <workdir>:
-- gate_histogram.png: for gated models (GraphModel.inspect), the per-item weight of each modality;
+- gate_histogram.png: for gated models (GraphModel.inspect), the per-item weight of each modality (cold items
+  only on the cold-start protocol);
+- expert_usage.png: for models with per-modality experts (MAMEX), the mean routing weight of each expert
+  per modality over the (cold) items;
 - routing.png: for runs with a routing schedule, the per-pair routing entropy and expert balance per
   epoch, the ramp ρ, and the epoch the trigger fired;
 - gate_heatmap.png: for mixture-of-experts models (GraphModel.route), the mean gate weight of each
@@ -56,6 +59,23 @@ def plot_histograms(arrays: dict[str, np.ndarray], title: str, path: str) -> Non
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_expert_usage(experts: dict[str, np.ndarray], cold: np.ndarray | None, title: str,
+                      workdir: str) -> dict[str, Any]:
+    """expert_usage.png: per modality, the mean weight of each of its experts over the (cold) items, and the
+    share of those items routed to each expert (a weight > 0); returned for report.json."""
+    rows = {}
+    for modality, weights in experts.items():
+        rows[modality] = weights if cold is None else weights[cold]
+    labels = [f"{m} ({'cold items' if cold is not None else 'items'})" for m in rows]
+    matrix = np.stack([w.mean(axis=0) for w in rows.values()])
+    path = os.path.join(workdir, "expert_usage.png")
+    plot_heatmap(matrix, labels, [f"expert {e}" for e in range(matrix.shape[1])], title, path, xlabel="expert",
+                 ylabel="modality", value_label="mean routing weight")
+    return {"expert_usage": {m: {"mean_weight": [float(v) for v in w.mean(axis=0)],
+                                 "share_routed": [float(v) for v in (w > 0).mean(axis=0)]} for m, w in rows.items()},
+            "expert_usage_plot": path}
 
 
 def read_records(workdir: str) -> list[dict[str, Any]]:
@@ -271,12 +291,18 @@ def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
             json.dump(summary, f, indent=2)
         return summary
     if model.inspect is not None:
-        arrays = {name: np.asarray(value) for name, value in jax.jit(model.inspect)(params, model.consts).items()}
+        arrays = {name: np.asarray(value) for name, value in jax.jit(model.inspect)(params, task.consts).items()}
         summary.update({name: float(value) for name, value in arrays.items() if value.ndim == 0})
-        gates = {name.split("/", 1)[1]: values for name, values in arrays.items() if name.startswith("gate/")}
+        cold = task.eval_sets["test"].candidates if config.task == "coldstart" else None
+        items = "cold item" if cold is not None else "item"
+        gates = {name.split("/", 1)[1]: values if cold is None else values[cold]
+                 for name, values in arrays.items() if name.startswith("gate/")}
+        experts = {name.split("/", 1)[1]: values for name, values in arrays.items() if name.startswith("experts/")}
+        if experts:
+            summary.update(plot_expert_usage(experts, cold, f"{name}: mean expert weight per modality", workdir))
         if gates:
             path = os.path.join(workdir, "gate_histogram.png")
-            plot_histograms(gates, f"{config.model.name} on {dataset.name}: modality gate per item", path)
+            plot_histograms(gates, f"{config.model.name} on {dataset.name}: modality gate per {items}", path)
             summary["gate"] = {name: {"mean": float(v.mean()), "std": float(v.std()),
                                       "quantiles_10_50_90": [float(q) for q in np.quantile(v, [0.1, 0.5, 0.9])]}
                                for name, v in gates.items()}

@@ -1,6 +1,7 @@
 """The item cold-start protocol: the split, its views, the normalised HR, the evaluation schedule, missing
 modalities, MAMEX (routing, gate, masks, losses) and the one-line errors."""
 
+import json
 import os
 
 import jax
@@ -151,16 +152,16 @@ def test_mamex_masked_missing_modality_leaves_the_gate_and_its_losses():
     config = small_mamex()
     model = build_model(config.model, holed)
     params = model.init(jax.random.PRNGKey(0))
-    gate = model.inspect(params, model.consts)["gate"]  # modalities in sorted order: audio, image
-    np.testing.assert_allclose(gate[:30, 1], 0.0, atol=1e-7)
-    assert (gate[30:, 1] > 0).all()
+    gate = model.inspect(params, model.consts)["gate/image"]
+    np.testing.assert_allclose(gate[:30], 0.0, atol=1e-7)
+    assert (gate[30:] > 0).all()
     loss, parts = model.loss(params, model.consts, {"users": jnp.array([0, 1]), "positives": jnp.array([0, 40]),
                                                    "negatives": jnp.array([5, 50]), "weights": jnp.ones(2)},
                              jax.random.PRNGKey(2))
     assert np.isfinite(float(loss)) and set(parts) == {"bpr", "reg", "align", "moe_balance", "fusion_balance"}
     config.model.missing = "zero_fill"
     filled = build_model(config.model, holed)
-    assert (filled.inspect(params, filled.consts)["gate"][:30, 1] > 0).all()
+    assert (filled.inspect(params, filled.consts)["gate/image"][:30] > 0).all()
 
 
 def test_mamex_learns_cold_items_from_content_and_evaluation_reproduces(tmp_path):
@@ -233,3 +234,23 @@ def test_cold_list_naming_an_unknown_item_is_a_data_error(tmp_path):
         load_mmrec_dir(tmp_path)
     np.save(tmp_path / "cold_items.npy", np.array([1, 3]))
     assert list(load_mmrec_dir(tmp_path).cold_items) == [1, 3]
+
+
+def test_robustness_table_and_cold_start_report(tmp_path):
+    from experiments import robustness
+    from mmjax.report import report
+
+    config = small_mamex(epochs=2)
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(config, workdir)
+    assert robustness.main(["--run", f"MAMEX={workdir}", "--fractions", "0,1", "--name", "rob",
+                            "--results-root", str(tmp_path / "results")]) == 0
+    with open(tmp_path / "results" / "rob" / "robustness.json") as f:
+        table = json.load(f)["runs"]["MAMEX"]
+    assert set(table["missing"]) == {"image", "text"}
+    assert table["missing"]["image"]["0"] == pytest.approx(table["complete"])
+    assert (tmp_path / "results" / "rob" / "chart.png").exists()
+    summary = report(workdir)
+    assert set(summary["gate"]) == {"image", "text"} and set(summary["expert_usage"]) == {"image", "text"}
+    assert len(summary["expert_usage"]["image"]["mean_weight"]) == 4
+    assert os.path.exists(summary["expert_usage_plot"]) and os.path.exists(summary["gate_histogram"])

@@ -194,8 +194,10 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return users, out.items
 
     def inspect(params, consts):
+        """Per item: each modality's gate weight ('gate/<m>' [N]) and expert mix ('experts/<m>' [N, E])."""
         _, out = module.apply(params, consts)
-        return {"gate": out.gate, **{f"experts_{name}": out.expert_weights[m] for m, name in enumerate(modalities)}}
+        return {**{f"gate/{name}": out.gate[:, m] for m, name in enumerate(modalities)},
+                **{f"experts/{name}": out.expert_weights[m] for m, name in enumerate(modalities)}}
 
     return GraphModel(init=jax.jit(lambda rng: module.init(rng, inputs)), loss=loss, score_state=score_state,
                       consts=inputs, score_fn=dot_scores, inspect=inspect)
