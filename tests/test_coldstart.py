@@ -254,3 +254,35 @@ def test_robustness_table_and_cold_start_report(tmp_path):
     assert set(summary["gate"]) == {"image", "text"} and set(summary["expert_usage"]) == {"image", "text"}
     assert len(summary["expert_usage"]["image"]["mean_weight"]) == 4
     assert os.path.exists(summary["expert_usage_plot"]) and os.path.exists(summary["gate_histogram"])
+
+
+def test_cold_start_resumes_as_an_uninterrupted_run_and_recommends(tmp_path):
+    from mmjax.train.train import recommend
+
+    full = train_and_evaluate(small_mamex(epochs=3), str(tmp_path / "full"))
+    train_and_evaluate(small_mamex(epochs=1), str(tmp_path / "cut"))
+    resumed = train_and_evaluate(small_mamex(epochs=3), str(tmp_path / "cut"))
+    for key in ("best_epoch", "epochs_run", "valid", "test", "test_warm", "test_hybrid"):
+        assert resumed[key] == full[key], key
+    path = recommend(small_mamex(epochs=3), str(tmp_path / "full"), users=[0, 1])
+    with open(path) as f:
+        assert len(f.read().splitlines()) == 1 + 2 * 20
+
+
+def test_two_devices_train_mamex_like_one(tmp_path):
+    import subprocess
+    import sys
+
+    losses = []
+    for devices in (1, 2):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        proc = subprocess.run([sys.executable, "-m", "mmjax.main", "--config=configs/mamex.py",
+                               f"--workdir={tmp_path / str(devices)}", "--config.train.num_epochs=2",
+                               "--config.train.batch_size=500", "--config.model.embed_dim=16",
+                               "--config.data.synthetic.num_users=200", "--config.data.synthetic.num_items=120",
+                               "--config.eval.ks=(5,10,20)"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with open(tmp_path / str(devices) / "metrics.jsonl") as f:
+            losses.append([json.loads(line)["loss"] for line in f])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
