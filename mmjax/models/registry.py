@@ -26,6 +26,8 @@ MODELS: dict[str, str] = {
     "sasrec": "sasrec",
     "cammsr": "cammsr",
     "mamex": "mamex",
+    "dropoutnet": "dropoutnet",
+    "clcrec": "clcrec",
 }
 
 
