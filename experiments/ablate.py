@@ -170,8 +170,9 @@ def summarise(variants: list[Variant], runs: dict[str, list[dict]],
     return rows
 
 
-def reported_for(dataset: str, checksum: str | None = None) -> list[dict]:
-    """Reported figures on `dataset` from third_party/reported_results/*.json.
+def reported_for(dataset: str, checksum: str | None = None, task: str = "graph") -> list[dict]:
+    """Reported figures on `dataset` under the protocol `task` (a row without a 'task' is the graph
+    protocol's) from third_party/reported_results/*.json.
 
     A row measured on one exact split names its `dataset_checksum`; given the runs' `checksum`, such a row is
     kept only for that data, so a re-split or edited copy in a folder of the same name is not set beside it.
@@ -182,7 +183,7 @@ def reported_for(dataset: str, checksum: str | None = None) -> list[dict]:
         if file_name.endswith(".json"):
             with open(os.path.join(folder, file_name)) as f:
                 found += [row for row in json.load(f)["rows"] if row["dataset"] == dataset
-                          and (checksum is None or row.get("dataset_checksum", checksum) == checksum)]
+                          and row.get("task", "graph") == task and (checksum is None or row.get("dataset_checksum", checksum) == checksum)]
     return found
 
 
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     rows = summarise([v for v in variants if runs[v[0]]], runs, columns)
     checksum = next(run["dataset_checksum"] for label, _ in variants for run in runs[label])
-    table = markdown_table(name, dataset, rows, reported_for(dataset, checksum), columns)
+    table = markdown_table(name, dataset, rows, reported_for(dataset, checksum, base.task), columns)
     if missing:
         table += "\nNot run yet: " + "; ".join(missing) + ".\n"
     with open(os.path.join(folder, "table.md"), "w") as f:
