@@ -15,17 +15,10 @@ from mmjax import defaults
 
 
 def get_config():
-    config = defaults.coldstart_config()
-    config.model.name = "clcrec"
-    config.model.embed_dim = 64
-    config.model.init = "xavier_uniform"
-    config.model.reg_weight = 1e-4
+    config = defaults.coldrec_baseline_config("clcrec")  # embed_dim 64, Xavier init, reg 1e-4, Adam 1e-3, batch 4096
     config.model.num_negatives = 128  # per positive, from the warm items
     config.model.temperature = 2.0
     config.model.lambda_weight = 0.5  # L = λ item-content contrast + (1 - λ) user-item contrast
     config.model.hybrid_ratio = 0.5  # share of draws replacing ID vectors by content vectors in the user-item term
     config.model.encoder_hidden = 256
-    config.model.feature_norm = "l2"  # per modality before concatenation; "none" = ColdRec's raw content
-    config.train.batch_size = 4096
-    config.train.learning_rate = 1e-3
     return config

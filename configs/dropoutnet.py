@@ -16,17 +16,10 @@ from mmjax import defaults
 
 
 def get_config():
-    config = defaults.coldstart_config()
-    config.model.name = "dropoutnet"
-    config.model.embed_dim = 64
-    config.model.init = "xavier_uniform"
-    config.model.reg_weight = 1e-4
+    config = defaults.coldrec_baseline_config("dropoutnet")  # embed_dim 64, Xavier init, reg 1e-4, Adam 1e-3, batch 4096
     config.model.hidden = (200, 100)
     config.model.input_dropout = 0.5  # share of items whose preference input is zeroed each step
     config.model.norm = "batch"  # "batch": whole-table statistics; "layer": LayerNorm
     config.model.cold_preference = "zeros"  # a cold item's preference input at scoring; "mf": its MF row (ColdRec)
     config.model.dropoutnet_weight = 1.0
-    config.model.feature_norm = "l2"  # per modality before concatenation; "none" = ColdRec's raw content
-    config.train.batch_size = 4096
-    config.train.learning_rate = 1e-3
     return config

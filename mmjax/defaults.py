@@ -119,3 +119,18 @@ def coldstart_config() -> ml_collections.ConfigDict:
     config.eval.every = 10
     config.eval.first_epoch = 0
     return config
+
+
+def coldrec_baseline_config(name: str) -> ml_collections.ConfigDict:
+    """The cold-start protocol with the settings the ColdRec toolkit's CLI gives both content baselines
+    (DropoutNet, CLCRec): rank-64 Xavier-uniform ID tables, L2 reg 1e-4, Adam 1e-3, batch 4096, and each
+    modality L2-normalised before concatenation (ColdRec reads one raw matrix; "none" keeps it raw)."""
+    config = coldstart_config()
+    config.model.name = name
+    config.model.embed_dim = 64
+    config.model.init = "xavier_uniform"
+    config.model.reg_weight = 1e-4
+    config.model.feature_norm = "l2"
+    config.train.batch_size = 4096
+    config.train.learning_rate = 1e-3
+    return config

@@ -248,19 +248,21 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: d
     validate_train_config(train_cfg)
     spec = eval_spec(config.eval)
     bar = StepBar() if is_primary_host() and wants_bar(str(train_cfg.get("progress", "auto"))) else None
-    trainer = EpochTrainer.build(task, train_cfg, bar.on_step if bar is not None else None)
-    state = trainer.initial_state(int(train_cfg.seed))
-
     commit = (metadata or {}).get("commit")  # recorded per epoch: a resumed run may span checkouts
     lock = workdir_lock(workdir) if is_primary_host() else contextlib.nullcontext()
-    with lock:
-        with RunCheckpoints(workdir) as checkpoints:
-            checkpoints.check_same_run(run_identity(config.to_dict(),
-                                                    str((metadata or {}).get("dataset_checksum", ""))))
-            progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit,
-                                            on_evaluation, bar)
-        results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
-        writer.results(results, config)
+    try:
+        trainer = EpochTrainer.build(task, train_cfg, bar.on_step if bar is not None else None)
+        state = trainer.initial_state(int(train_cfg.seed))
+        with lock:
+            with RunCheckpoints(workdir) as checkpoints:
+                checkpoints.check_same_run(run_identity(config.to_dict(),
+                                                        str((metadata or {}).get("dataset_checksum", ""))))
+                progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit,
+                                                on_evaluation, bar)
+            results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)
+            writer.results(results, config)
+    finally:
+        release_compiled_programs()
     shown = [view for view in task.report_views if progress.best.get(view)] or [task.select_on]
     logger.info("best epoch %d | %s | %.2f s per epoch", progress.stopper.best_epoch,
                 " | ".join(format_metrics(view, progress.best.get(view, {}), spec.headline()) for view in shown),
@@ -268,6 +270,17 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: d
     logger.info("metrics at the best epoch (%d of %d run):\n%s", progress.stopper.best_epoch, progress.epochs_done,
                 metrics_table(progress.best))
     return results
+
+
+def release_compiled_programs() -> None:
+    """Drops the process's in-memory compiled programs (the persistent compilation cache keeps them).
+
+    jax's pmap memoises each train-epoch closure it compiles, and with it the run's task, constants and
+    executables, for the life of the process: a process running many runs (a hyper-parameter search, an
+    ablation grid, the test suite) grew by one run's programs each time until XLA's code mappings reached
+    the kernel's limit (vm.max_map_count, 65,530) and a later compile crashed. Called when a run ends.
+    """
+    jax.clear_caches()
 
 
 def diverged(what: str, epoch: int, checkpoints: RunCheckpoints) -> NonFiniteTrainingError:
