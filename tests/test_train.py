@@ -151,3 +151,21 @@ def test_progress_setting_is_checked():
     assert wants_bar("bar") and not wants_bar("none")
     with pytest.raises(ConfigError, match="train.progress: expected one of"):
         wants_bar("yes")
+
+
+def test_a_finished_run_leaves_nothing_of_itself_in_memory(tmp_path):
+    """jax's pmap memoises the train-epoch closure; fit drops it when the run ends, so a process running many
+    runs (a search, the test suite) does not keep each run's task, constants and executables."""
+    import gc
+    import weakref
+
+    from mmjax.train.loop import fit
+    from mmjax.train.train import prepare
+
+    config = small_config(num_epochs=1)
+    _, task = prepare(config)
+    alive = weakref.ref(task)
+    fit(task, config, str(tmp_path / "run"), {})
+    del task
+    gc.collect()
+    assert alive() is None
