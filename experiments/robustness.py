@@ -2,19 +2,22 @@
 
   python -m experiments.robustness --data=../shared/data/tiktok --config=configs/mamex.py \
       --config=configs/dropoutnet.py --config=configs/clcrec.py --name=robustness_tiktok
-  python -m experiments.robustness --run MAMEX=runs/ablate/coldstart_tiktok/MAMEX_seed2025 --run ...
+  python -m experiments.robustness --run 'MAMEX=runs/ablate/coldstart_tiktok/MAMEX_seed*' --run ...
 
 Each --config is trained (in runs/robustness/<name>/<model>; a finished run is reused, a killed one resumes)
-or each --run names a finished workdir. Then, for every modality of the data and every --fractions value,
-`--mode=eval` is repeated with eval.drop_modality / eval.drop_fraction (train/missing.py: a seeded share of
-the items each test view ranks has that modality's features zeroed and masked; the model's inputs are
-rebuilt from them, the trained parameters kept). Writes experiments/results/<name>/robustness.json, table.md
+or each --run names finished workdirs (a shell-style pattern, or the same label repeated: that label's figures
+are then the mean and standard deviation over its runs, e.g. over seeds). Then, for every modality of the data
+and every --fractions value, `--mode=eval` is repeated with eval.drop_modality / eval.drop_fraction
+(train/missing.py: a seeded share of the items each test view ranks has that modality's features zeroed and
+masked; the model's inputs are rebuilt from them, the trained parameters kept). Writes
+experiments/results/<name>/robustness.json, table.md
 (the --metric of the test view per model, modality and share) and chart.png (one panel per modality).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import logging
 import os
@@ -31,16 +34,20 @@ from mmjax.train.report import save_figure
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def trained_runs(args: argparse.Namespace) -> dict[str, str]:
-    """label -> finished workdir: the --run ones, and each --config trained (or reused) under runs/robustness."""
+def trained_runs(args: argparse.Namespace) -> dict[str, list[str]]:
+    """label -> finished workdirs: the --run ones (patterns expanded), and each --config trained (or reused)
+    under runs/robustness."""
     from mmjax.train.train import train_and_evaluate
 
-    runs = {}
+    runs: dict[str, list[str]] = {}
     for item in args.run:
-        label, sep, workdir = item.partition("=")
-        if not sep or not os.path.exists(os.path.join(workdir, "results.json")):
-            raise MmjaxError(f"--run {item}: expected LABEL=WORKDIR of a finished training run (with results.json)")
-        runs[label] = workdir
+        label, sep, pattern = item.partition("=")
+        workdirs = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        unfinished = [w for w in workdirs if not os.path.exists(os.path.join(w, "results.json"))]
+        if not sep or not label or not workdirs or unfinished:
+            raise MmjaxError(f"--run {item}: expected LABEL=WORKDIR (or a pattern) of finished training runs "
+                             f"(with results.json){'; unfinished: ' + ', '.join(unfinished) if unfinished else ''}")
+        runs.setdefault(label, []).extend(w for w in workdirs if w not in runs.get(label, []))
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     for path in args.config:
         config = with_overrides(load_config_file(path), {**overrides, "data.dir": args.data})
@@ -48,34 +55,60 @@ def trained_runs(args: argparse.Namespace) -> dict[str, str]:
         workdir = os.path.join(args.runs_root, args.name, label)
         with workdir_log(workdir):
             train_and_evaluate(config, workdir)
-        runs[label] = workdir
+        runs.setdefault(label, []).append(workdir)
     if not runs:
         raise MmjaxError("expected at least one --config to train or --run of a trained workdir")
     return runs
 
 
-def robustness_table(runs: dict[str, str], fractions: list[float], metric: str, view: str,
+def robustness_table(runs: dict[str, list[str]], fractions: list[float], metric: str, view: str,
                      seed: int) -> dict[str, Any]:
-    """{label: {modality: {share: metric}}} of `view` with each modality missing for each share of items."""
+    """{label: {modality: {share: mean metric}}} of `view` with each modality missing for each share of items,
+    with the standard deviation over the label's runs and each run's own figures."""
+    table: dict[str, Any] = {}
+    for label, workdirs in runs.items():
+        per_run = [_run_robustness(workdir, fractions, metric, view, seed) for workdir in workdirs]
+        modalities = [m for m in per_run[0]["missing"] if all(m in run["missing"] for run in per_run)]
+        table[label] = {
+            "workdirs": workdirs, "model": per_run[0]["model"], "runs": per_run,
+            "complete": _mean([run["complete"] for run in per_run]),
+            "complete_std": _std([run["complete"] for run in per_run]),
+            "missing": {m: {share: _mean([run["missing"][m][share] for run in per_run])
+                            for share in per_run[0]["missing"][m]} for m in modalities},
+            "missing_std": {m: {share: _std([run["missing"][m][share] for run in per_run])
+                                for share in per_run[0]["missing"][m]} for m in modalities},
+        }
+    return table
+
+
+def _run_robustness(workdir: str, fractions: list[float], metric: str, view: str, seed: int) -> dict[str, Any]:
+    """One finished run's `view` metric, complete and with each modality missing for each share of items."""
     from mmjax.report import load_run_config
     from mmjax.train.train import evaluate_best
 
-    table: dict[str, Any] = {}
-    for label, workdir in runs.items():
-        config = load_run_config(workdir)
-        base = evaluate_best(config, workdir)
-        modalities = _modalities(config)
-        table[label] = {"workdir": workdir, "model": config.model.name, "best_epoch": base["best_epoch"],
-                        "complete": base[view][metric], "missing": {}}
-        for modality in modalities:
-            row = {}
-            for fraction in fractions:
-                config.eval.drop_modality, config.eval.drop_fraction, config.eval.drop_seed = modality, fraction, seed
-                out = evaluate_best(config, workdir)
-                row[f"{fraction:g}"] = out[missing_view_name(view, modality, fraction)][metric]
-            table[label]["missing"][modality] = row
-            logging.info("%s without %s: %s", label, modality, row)
-    return table
+    config = load_run_config(workdir)
+    base = evaluate_best(config, workdir)
+    entry = {"workdir": workdir, "model": config.model.name, "seed": config.train.seed,
+             "best_epoch": base["best_epoch"], "complete": base[view][metric], "missing": {}}
+    for modality in _modalities(config):
+        row = {}
+        for fraction in fractions:
+            config.eval.drop_modality, config.eval.drop_fraction, config.eval.drop_seed = modality, fraction, seed
+            out = evaluate_best(config, workdir)
+            row[f"{fraction:g}"] = out[missing_view_name(view, modality, fraction)][metric]
+        entry["missing"][modality] = row
+        logging.info("%s without %s: %s", workdir, modality, row)
+    return entry
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values))
+
+
+def _std(values: list[float]) -> float:
+    """Population standard deviation, as the ablation tables report it."""
+    mean = _mean(values)
+    return float((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
 
 
 def _modalities(config) -> list[str]:
@@ -86,16 +119,22 @@ def _modalities(config) -> list[str]:
 
 
 def markdown(name: str, table: dict[str, Any], fractions: list[float], metric: str, view: str) -> str:
-    """One row per (model, modality): the metric at each share of items missing the modality."""
-    head = "| model | missing modality | " + " | ".join(f"{f:.0%} missing" for f in fractions) + " | drop at 100 % |"
+    """One row per (model, modality): the metric at each share of items missing the modality (mean ± standard
+    deviation where a label has several runs), and the relative change at 100 %, computed from the means."""
+    head = ("| model | runs (seeds) | missing modality | " + " | ".join(f"{f:.0%} missing" for f in fractions)
+            + " | change at 100 % |")
     lines = [f"# {name}: test {metric} ({view} view) with a modality missing", "", head,
-             "|" + "---|" * (len(fractions) + 3)]
+             "|" + "---|" * (len(fractions) + 4)]
     for label, entry in table.items():
+        seeds = ", ".join(str(run["seed"]) for run in entry["runs"])
         for modality, row in entry["missing"].items():
-            values = [row[f"{f:g}"] for f in fractions]
-            full, gone = row.get("0", entry["complete"]), row.get("1", values[-1])
+            spread = entry["missing_std"][modality]
+            cells = [f"{row[f'{f:g}']:.4f}" + (f" ± {spread[f'{f:g}']:.4f}" if len(entry["runs"]) > 1 else "")
+                     for f in fractions]
+            full, gone = row.get("0", entry["complete"]), row.get("1", row[f"{fractions[-1]:g}"])
             drop = f"{(gone - full) / full:+.1%}" if full else "n/a"
-            lines.append(f"| {label} | {modality} | " + " | ".join(f"{v:.4f}" for v in values) + f" | {drop} |")
+            lines.append(f"| {label} | {len(entry['runs'])} ({seeds}) | {modality} | " + " | ".join(cells)
+                         + f" | {drop} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,8 +149,10 @@ def chart(name: str, table: dict[str, Any], fractions: list[float], metric: str,
     for ax, modality in zip(axes[0], modalities):
         for label, entry in table.items():
             if modality in entry["missing"]:
-                ax.plot([100 * f for f in fractions], [entry["missing"][modality][f"{f:g}"] for f in fractions],
-                        marker="o", label=label)
+                shares = [f"{f:g}" for f in fractions]
+                ax.errorbar([100 * f for f in fractions], [entry["missing"][modality][s] for s in shares],
+                            yerr=[entry["missing_std"][modality][s] for s in shares], marker="o", capsize=3,
+                            label=f"{label} (n={len(entry['runs'])})")
         ax.set(title=f"{modality} missing", xlabel=f"test items without {modality} (%)", ylabel=f"test {metric}")
         ax.set_xticks([100 * f for f in fractions])
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
@@ -123,7 +164,8 @@ def chart(name: str, table: dict[str, Any], fractions: list[float], metric: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", default=[], help="a configs/<model>.py to train (repeatable)")
-    parser.add_argument("--run", action="append", default=[], metavar="LABEL=WORKDIR", help="a trained workdir")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=WORKDIR",
+                        help="trained workdir(s): a path or a quoted pattern; a repeated label averages its runs")
     parser.add_argument("--data", default=None, help="data directory for --config runs (default: synthetic)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override for --config runs")
     parser.add_argument("--fractions", default="0,0.5,1", help="shares of test items missing the modality")

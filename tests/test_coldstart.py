@@ -240,17 +240,33 @@ def test_robustness_table_and_cold_start_report(tmp_path):
     from experiments import robustness
     from mmjax.report import report
 
-    config = small_mamex(epochs=2)
-    workdir = str(tmp_path / "run")
-    train_and_evaluate(config, workdir)
-    assert robustness.main(["--run", f"MAMEX={workdir}", "--fractions", "0,1", "--name", "rob",
-                            "--results-root", str(tmp_path / "results")]) == 0
-    with open(tmp_path / "results" / "rob" / "robustness.json") as f:
-        table = json.load(f)["runs"]["MAMEX"]
-    assert set(table["missing"]) == {"image", "text"}
-    assert table["missing"]["image"]["0"] == pytest.approx(table["complete"])
-    assert (tmp_path / "results" / "rob" / "chart.png").exists()
-    summary = report(workdir)
+    workdirs = []
+    for seed in (1, 2):
+        config = small_mamex(epochs=2)
+        config.train.seed = seed
+        workdirs.append(str(tmp_path / f"run_seed{seed}"))
+        train_and_evaluate(config, workdirs[-1])
+    results = tmp_path / "results"
+    assert robustness.main(["--run", f"MAMEX={workdirs[0]}", "--fractions", "0,1", "--name", "one",
+                            "--results-root", str(results)]) == 0
+    assert robustness.main(["--run", f"MAMEX={tmp_path}/run_seed*", "--fractions", "0,1", "--name", "two",
+                            "--results-root", str(results)]) == 0
+    with open(results / "one" / "robustness.json") as f:
+        one = json.load(f)["runs"]["MAMEX"]
+    with open(results / "two" / "robustness.json") as f:
+        two = json.load(f)["runs"]["MAMEX"]
+    assert set(one["missing"]) == {"image", "text"} and one["complete_std"] == 0.0
+    assert one["missing"]["image"]["0"] == pytest.approx(one["complete"])
+    assert [run["seed"] for run in two["runs"]] == [1, 2] and two["runs"][0]["missing"] == one["missing"]
+    for modality in ("image", "text"):
+        per_seed = [run["missing"][modality]["1"] for run in two["runs"]]
+        assert two["missing"][modality]["1"] == pytest.approx(np.mean(per_seed))
+        assert two["missing_std"][modality]["1"] == pytest.approx(np.std(per_seed))
+    assert "| MAMEX | 2 (1, 2) | image |" in (results / "two" / "table.md").read_text()
+    assert (results / "two" / "chart.png").exists()
+    assert robustness.main(["--run", f"MAMEX={tmp_path}/nosuch*", "--name", "none",
+                            "--results-root", str(results)]) == 2
+    summary = report(workdirs[0])
     assert set(summary["gate"]) == {"image", "text"} and set(summary["expert_usage"]) == {"image", "text"}
     assert len(summary["expert_usage"]["image"]["mean_weight"]) == 4
     assert os.path.exists(summary["expert_usage_plot"]) and os.path.exists(summary["gate_histogram"])
