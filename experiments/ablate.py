@@ -6,8 +6,11 @@
 
 --grid is a python file whose get_grid() returns [(label, {dotted field: value}), ...], or an inline
 Cartesian product 'field=v1,v2;field2=v1,v2'. A variant's {"config": "configs/<model>.py"} trains from that
-config file instead of --config (baselines beside a model's ablations in one table). Every run trains through mmjax.train.train_and_evaluate
-in runs/ablate/<name>/<variant>_seed<seed> (a killed runner resumes its runs from their checkpoints) and
+config file instead of --config (baselines beside a model's ablations in one table). A string value may
+name the run's seed and this ablation's runs folder as {seed} and {runs}: a phase-2 model reads the phase-1
+run of its own seed with 'model.pretrained_workdir': '{runs}/MGCN_seed{seed}' (experiments/grids/egra.py,
+whose MGCN row comes first, so each seed's phase 1 is trained before its phase 2). Every run trains through
+mmjax.train.train_and_evaluate in runs/ablate/<name>/<variant>_seed<seed> (a killed runner resumes its runs from their checkpoints) and
 its results.json is kept as experiments/results/<name>/<variant>_seed<seed>.json. A run whose JSON
 exists is not repeated when that JSON was trained with the same config and data (checksum); one that
 was not is refused, naming the field (--rerun repeats it, another --name keeps both). Then
@@ -130,6 +133,8 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
     """Results of one (variant, seed): its JSON when trained with the same config and data, else (when
     `train`) trained and saved; None for a run neither finished nor to be trained."""
     path = os.path.join(results_dir, f"{slug(label)}_seed{seed}.json")
+    overrides = {key: value.format(seed=seed, runs=runs_dir) if isinstance(value, str) else value
+                 for key, value in overrides.items()}
     config = with_overrides(base, {**overrides, "train.seed": seed})
     if not rerun:
         finished = finished_run(path, config, defaults)

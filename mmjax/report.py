@@ -6,6 +6,8 @@ checkpoint and draws, in <workdir>:
   only on the cold-start protocol);
 - expert_usage.png: for models with per-modality experts (MAMEX), the mean routing weight of each expert
   per modality over the (cold) items;
+- alignment.png: for EGRA, the strength λ and the entity-level alignment weights' quantiles per epoch, and
+  every user's and item's weight at the best epoch;
 - routing.png: for runs with a routing schedule, the per-pair routing entropy and expert balance per
   epoch, the ramp ρ, and the epoch the trigger fired;
 - gate_heatmap.png: for mixture-of-experts models (GraphModel.route), the mean gate weight of each
@@ -116,6 +118,44 @@ def plot_routing(records: list[dict[str, Any]], title: str, path: str) -> None:
     integer_epochs(ax)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_alignment(records: list[dict[str, Any]], arrays: dict[str, np.ndarray], title: str,
+                   path: str) -> dict[str, Any]:
+    """EGRA's bi-level alignment: per epoch the strength λ and the batch weights' 10/50/90 % quantiles and
+    range; beside, the weight of every user and item at the best epoch. Returns the plotted numbers."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    part = {key: [r["parts"][key] for r in records]
+            for key in ("strength", "weight_q10", "weight_q50", "weight_q90", "weight_min", "weight_max",
+                        "alignment_degree")}
+    fig, (curve, hist) = plt.subplots(1, 2, figsize=(11, 3.6))
+    curve.fill_between(epochs, part["weight_min"], part["weight_max"], alpha=0.15, label="batch min-max")
+    curve.fill_between(epochs, part["weight_q10"], part["weight_q90"], alpha=0.35, label="batch 10-90 %")
+    curve.plot(epochs, part["weight_q50"], label="batch median")
+    curve.set(xlabel="epoch", ylabel="entity alignment weight w", title="entity level, per epoch")
+    integer_epochs(curve)
+    strength = curve.twinx()
+    strength.plot(epochs, part["strength"], color="black", linestyle=":", label="strength λ (right axis)")
+    strength.set(ylabel="λ", ylim=(0, None))
+    lines, more = curve.get_legend_handles_labels(), strength.get_legend_handles_labels()
+    curve.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    summary: dict[str, Any] = {"per_epoch": {"epoch": epochs, **part}, "plot": path}
+    for kind in ("user", "item"):
+        weights = np.asarray(arrays[f"{kind}_alignment_weight"])
+        hist.hist(weights, bins=40, alpha=0.55, label=f"{kind}s (mean {weights.mean():.2f})")
+        summary[f"{kind}_weights_quantiles_10_50_90"] = [float(q) for q in np.quantile(weights, [0.1, 0.5, 0.9])]
+        summary[f"{kind}_alignment_degree_mean"] = float(np.mean(arrays[f"{kind}_alignment_degree"]))
+    hist.set(xlabel="alignment weight w if the batch held every user (item)", ylabel="count",
+             title="every user and item, best epoch")
+    hist.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return summary
 
 
 def plot_heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, path: str,
@@ -308,7 +348,10 @@ def report(workdir: str, compare: Sequence[str] = ()) -> dict[str, Any]:
                                for name, v in gates.items()}
             summary["gate_histogram"] = path
     records = read_records(workdir)
-    if records and "schedule" in records[0]:
+    if records and "alignment_degree" in records[0]["parts"] and model.inspect is not None:
+        path = os.path.join(workdir, "alignment.png")
+        summary["alignment"] = plot_alignment(records, arrays, f"{name}: alignment weights", path)
+    if records and "schedule" in records[0] and "entropy" in records[0]["parts"]:
         path = os.path.join(workdir, "routing.png")
         plot_routing(records, f"{name}: routing per epoch", path)
         summary["routing"] = {"trigger_epoch": trigger_epoch(records), "plot": path,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from mmjax.data.pretrained import PretrainedItems
 from mmjax.data.sequences import UserSequences
 from mmjax.errors import DataError
 
@@ -149,6 +150,9 @@ class InteractionDataset:
     # Per modality, bool [num_items]: items whose features of that modality are missing (zero rows), for
     # models that mask them (missing-modality evaluation); a modality not named here is complete
     missing_features: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # Item representations from an earlier finished run (data/pretrained.py), attached by train.prepare when
+    # a config names one (EGRA's model.pretrained_workdir); a model reads them here, never from files
+    pretrained_items: PretrainedItems | None = None
 
     def __post_init__(self) -> None:
         for field in ("num_users", "num_items"):
@@ -184,6 +188,9 @@ class InteractionDataset:
                                 f"mask of a modality among {sorted(self.features)}")
         if self.cold_items is not None:
             object.__setattr__(self, "cold_items", as_cold_items(self.cold_items, self.num_items))
+        if self.pretrained_items is not None and len(self.pretrained_items.vectors) != self.num_items:
+            raise DataError(f"{self.pretrained_items.workdir}: its pretrained item vectors cover "
+                            f"{len(self.pretrained_items.vectors)} items, dataset {self.name!r} has {self.num_items}")
         if self.sequences is not None and (self.sequences.num_users != self.num_users
                                            or self.sequences.num_items != self.num_items):
             raise DataError(f"dataset {self.name!r}: its sequences cover {self.sequences.num_users} users and "

@@ -69,13 +69,16 @@ def user_item_block(graph: jraph.GraphsTuple, num_users: int) -> jraph.GraphsTup
 
 def content_augmented_graph(train_pairs: np.ndarray, num_users: int, num_items: int,
                             item_edges: tuple[np.ndarray, np.ndarray, np.ndarray],
-                            item_weight: float = 1.0) -> jraph.GraphsTuple:
+                            item_weight: float = 1.0, symmetrise: str = "mean") -> jraph.GraphsTuple:
     """Â_C: the user-item graph plus weighted item-item edges, symmetrically normalised as one graph.
 
     A_C = [[0, R], [Rᵀ, item_weight · S]] over U + I nodes, with S the item-item matrix given by
-    `item_edges` = (receivers, senders, values) (item ids), symmetrised as (S + Sᵀ) / 2 and without
-    self-loops, so that content neighbours propagate into each other like co-interacted items.
+    `item_edges` = (receivers, senders, values) (item ids), symmetrised as (S + Sᵀ) / 2 ('mean') or
+    max(S, Sᵀ) ('max') and without self-loops, so that item neighbours propagate into each other like
+    co-interacted items.
     """
+    if symmetrise not in ("mean", "max"):
+        raise ValueError(f"symmetrise: expected 'mean' or 'max', got {symmetrise!r}")
     base = user_item_graph(train_pairs, num_users, num_items)  # validates the pairs
     receivers, senders, values = (np.asarray(a) for a in item_edges)
     if np.any(values < 0) or not np.all(np.isfinite(values)):
@@ -86,7 +89,10 @@ def content_augmented_graph(train_pairs: np.ndarray, num_users: int, num_items: 
     off_diagonal = receivers != senders
     items = scipy.sparse.csr_matrix((values[off_diagonal], (receivers[off_diagonal] + num_users,
                                      senders[off_diagonal] + num_users)), shape=(n, n))
-    total = (interactions + 0.5 * item_weight * (items + items.T)).tocsr()
+    if symmetrise == "mean":
+        total = (interactions + 0.5 * item_weight * (items + items.T)).tocsr()
+    else:
+        total = (interactions + item_weight * items.maximum(items.T)).tocsr()
     total.eliminate_zeros()
     total.sort_indices()
     rows = np.repeat(np.arange(n), np.diff(total.indptr)).astype(np.int32)

@@ -11,7 +11,7 @@ import numpy as np
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, DataError
-from mmjax.graph import Graph, mixed_knn_graph, propagation_graph, user_item_graph
+from mmjax.graph import Graph, knn_cosine_edges, mixed_knn_graph, propagation_graph, user_item_graph
 
 
 def on_device(tree):
@@ -85,3 +85,14 @@ def modality_weights(modalities: tuple[str, ...], image_weight: float) -> dict[s
         return {name: 1.0 / len(modalities) for name in modalities}
     rest = (1.0 - image_weight) / (len(modalities) - 1)
     return {name: image_weight if name == "image" else rest for name in modalities}
+
+
+def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: int,
+                  image_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item-item edges (receivers, senders, values) of the raw features: every modality's kNN edges with their
+    cosines clipped at 0, weighted by modality_weights (MAGNET's view C, EGRA's raw-feature ablation)."""
+    parts = []
+    for name, weight in modality_weights(modalities, image_weight).items():
+        receivers, senders, cosines = knn_cosine_edges(dataset.features[name], k)
+        parts.append((receivers, senders, weight * np.maximum(cosines, 0.0)))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))

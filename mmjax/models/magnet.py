@@ -30,11 +30,11 @@ from flax import struct
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, check_fields
 from mmjax.eval.pruning import bounded_top_k, padded_upper
-from mmjax.graph import (content_augmented_graph, knn_cosine_edges, lightgcn_layers, propagate, propagation_graph,
-                         user_item_block, user_item_graph)
+from mmjax.graph import (content_augmented_graph, lightgcn_layers, propagate, propagation_graph, user_item_block,
+                         user_item_graph)
 from mmjax.models.base import Batch, GraphModel
 from mmjax.models.initializers import embedding_initializer
-from mmjax.models.inputs import item_knn_graph, modality_features, modality_weights, on_device, selected_modalities
+from mmjax.models.inputs import content_edges, item_knn_graph, modality_features, on_device, selected_modalities
 from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balance_divergence, normalised_entropy,
                               gated_mixture, role_templates, routing_gates)
 from mmjax.nn.gates import common_specific_side
@@ -434,16 +434,6 @@ def user_history_graph(bipartite, dataset: InteractionDataset, history: str):
     degree = np.bincount(dataset.train[:, 0], minlength=dataset.num_users).astype(np.float64)
     receivers = np.asarray(block.receivers)
     return block._replace(edges=(1.0 / np.maximum(degree[receivers], 1.0)).astype(np.float32))
-
-
-def content_edges(dataset: InteractionDataset, modalities: tuple[str, ...], k: int,
-                  image_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Item-item edges of view C: every modality's kNN (cosine-valued) edges, weighted as S_c mixes them."""
-    parts = []
-    for name, weight in modality_weights(modalities, image_weight).items():
-        receivers, senders, cosines = knn_cosine_edges(dataset.features[name], k)
-        parts.append((receivers, senders, weight * np.maximum(cosines, 0.0)))
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
 def loss_config(cfg: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -130,14 +130,18 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     check_fields(checks)
 
 
-def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
-    """MGCN over the train graph and the modalities' kNN item graphs, with MMRec's loss."""
+def mgcn_parts(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
+               behaviour_graph: Any = None) -> tuple[MGCN, dict[str, Any], dict[str, Any]]:
+    """(module, consts, init_consts) of MGCN on `dataset`: the behaviour view propagates over
+    `behaviour_graph` (a jraph graph over U + I nodes; None: the train graph Â), the modality views over
+    their kNN item graphs, lifted to users by R̂ of the train graph. init_consts adds the raw features."""
     check_config(cfg)
     modalities = selected_modalities(cfg, dataset)
     bipartite = user_item_graph(dataset.train, dataset.num_users, dataset.num_items)
     user_items = user_item_block(bipartite, dataset.num_users)
     consts = {
-        "adjacency": on_device(propagation_graph(bipartite, cfg.propagation)),
+        "adjacency": on_device(propagation_graph(bipartite if behaviour_graph is None else behaviour_graph,
+                                                 cfg.propagation)),
         "user_items": on_device(propagation_graph(user_items, cfg.propagation)),
         "item_graphs": {name: item_knn_graph(cfg, dataset, {name: 1.0}) for name in modalities},
     }
@@ -150,6 +154,12 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     init_consts = {**consts, "features": features}
     if not cfg.train_features:
         consts = init_consts
+    return module, consts, init_consts
+
+
+def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
+    """MGCN over the train graph and the modalities' kNN item graphs, with MMRec's loss."""
+    module, consts, init_consts = mgcn_parts(cfg, dataset)
     reg_weight, cl_weight, temperature = float(cfg.reg_weight), float(cfg.cl_loss), float(cfg.cl_temperature)
 
     def loss(params, consts, batch, rng, axis_name=None):

@@ -21,6 +21,7 @@ MODELS: dict[str, str] = {
     "vbpr": "vbpr",
     "freedom": "freedom",
     "mgcn": "mgcn",
+    "egra": "egra",
     "rlmultimodalrec": "rlmultimodalrec",
     "magnet": "magnet",
     "sasrec": "sasrec",

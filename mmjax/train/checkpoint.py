@@ -74,10 +74,14 @@ def with_added_fields(config_tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_identity(config_dict: dict[str, Any], dataset_checksum: str,
-                 ignored: tuple[str, ...] = RESUMABLE_CHANGES) -> dict[str, Any]:
-    """What must stay the same for a workdir's checkpoints to be used: config (less `ignored`) and data."""
-    return {"config": without_fields(json.loads(json.dumps(config_dict, default=str)), ignored),
-            "dataset_checksum": dataset_checksum}
+                 ignored: tuple[str, ...] = RESUMABLE_CHANGES, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What must stay the same for a workdir's checkpoints to be used: config (less `ignored`), data, and
+    the run's other inputs where it has any (e.g. a phase-1 run's item vectors, train/pretrained.py)."""
+    identity = {"config": without_fields(json.loads(json.dumps(config_dict, default=str)), ignored),
+                "dataset_checksum": dataset_checksum}
+    if inputs:
+        identity["inputs"] = inputs
+    return identity
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -78,12 +78,15 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
     the step's values.
     """
 
-    def train_step(carry, batch):
+    def train_step(carry, batch, steps_per_epoch):
         state, consts = carry
         if on_step is not None:
             jax.debug.callback(on_step, jax.lax.axis_index(AXIS))
         rng, step_rng = jax.random.split(state.rng)
-        loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, state.schedule)
+        schedule = state.schedule
+        if task.schedule is not None and task.schedule.at_step is not None:
+            schedule = task.schedule.at_step(schedule, state.step, steps_per_epoch)
+        loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, schedule)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
@@ -92,7 +95,9 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
     def train_epoch(state: TrainState, consts: Any, batches: dict[str, jax.Array]):
         rng, epoch_rng = jax.random.split(state.rng)
         epoch_consts = task.prepare_epoch(consts, epoch_rng)
-        (state, _), (losses, parts) = jax.lax.scan(train_step, (state.replace(rng=rng), epoch_consts), batches)
+        steps_per_epoch = jax.tree_util.tree_leaves(batches)[0].shape[0]
+        (state, _), (losses, parts) = jax.lax.scan(functools.partial(train_step, steps_per_epoch=steps_per_epoch),
+                                                   (state.replace(rng=rng), epoch_consts), batches)
         mean_parts = jax.tree_util.tree_map(jnp.mean, parts)
         if task.schedule is not None:
             state = state.replace(schedule=task.schedule.update(state.schedule, mean_parts))
@@ -256,7 +261,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, metadata: d
         with lock:
             with RunCheckpoints(workdir) as checkpoints:
                 checkpoints.check_same_run(run_identity(config.to_dict(),
-                                                        str((metadata or {}).get("dataset_checksum", ""))))
+                                                        str((metadata or {}).get("dataset_checksum", "")),
+                                                        inputs=(metadata or {}).get("inputs")))
                 progress, writer = train_epochs(task, trainer, state, checkpoints, config, workdir, commit,
                                                 on_evaluation, bar)
             results = summarise(task, progress, spec.monitor, int(train_cfg.seed), metadata)

@@ -49,14 +49,16 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature: float,
-             axis_name: str | None = None, labels: jax.Array | None = None) -> jax.Array:
+             axis_name: str | None = None, labels: jax.Array | None = None,
+             row_scale: jax.Array | None = None) -> jax.Array:
     """Mean over the global batch's real rows of -log softmax_j(cos(v1_i, v2_j) / t) at j = i.
 
     The candidates j are every real row of the global batch (duplicates included, as MMRec). Under
     data parallelism each device scores its rows of view1 against view2 gathered from all devices, so
     the loss equals the unsharded one; padding rows (weight 0) are neither scored nor candidates.
     `labels` [B]: rows j != i with row i's label are not negatives (false-negative masking, as HM4SR's
-    sequence contrast masks other sequences with the same target).
+    sequence contrast masks other sequences with the same target). `row_scale` [B]: each row's term is
+    multiplied by it before the mean (EGRA's entity-level alignment weights); candidates are unchanged.
     """
     view1, view2 = l2_normalize(view1), l2_normalize(view2)
     candidates, candidate_weights, candidate_labels = view2, weights, labels
@@ -73,6 +75,8 @@ def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature
         logits = jnp.concatenate([logits, positive_logit], axis=1)
     positive = jnp.sum(view1 * view2, axis=-1) / temperature
     per_row = jnp.where(weights > 0, jax.nn.logsumexp(logits, axis=-1) - positive, 0.0)
+    if row_scale is not None:
+        per_row = per_row * row_scale
     return batch_sum(per_row * weights, axis_name) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
 
 

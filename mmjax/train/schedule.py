@@ -29,12 +29,16 @@ class EpochSchedule:
     describe(trained_with, next) -> a short text for the epoch's log line from the host schedule the epoch
       trained with and the one the next epoch gets (e.g. 'stage 2 rho 0.40'); '' for nothing.
     to_host(schedule) -> JSON-safe dict, logged every epoch and stored with the best checkpoint.
+    at_step(schedule, step, steps_per_epoch) -> the schedule the loss reads at global step `step` (the
+      TrainState's step count, so a resumed run reads what an uninterrupted one would), for values that
+      move within an epoch (e.g. a strength ramped per step); None: every step reads the epoch's schedule.
     """
 
     init: Callable[[], Schedule]
     update: Callable[[Schedule, dict[str, jnp.ndarray]], Schedule]
     holds_early_stop: Callable[[dict[str, Any]], bool]
     describe: Callable[[dict[str, Any], dict[str, Any]], str] = lambda trained_with, next_schedule: ""
+    at_step: Callable[[Schedule, jnp.ndarray, int], Schedule] | None = None
 
     @staticmethod
     def to_host(schedule: Schedule) -> dict[str, float | int]:

@@ -29,6 +29,7 @@ from mmjax.train.coldstart import coldstart_task
 from mmjax.train.loop import EvaluationObserver, eval_spec, fit, format_metrics
 from mmjax.train.missing import with_missing_modality
 from mmjax.train.parallel import initialize_distributed, is_primary_host
+from mmjax.train.pretrained import run_inputs, with_pretrained_items
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 from mmjax.train.sequential import sequential_task
@@ -72,7 +73,7 @@ def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task
     if config.task not in PROTOCOLS:
         raise ConfigError(f"task: expected one of {sorted(PROTOCOLS)}, got {config.task!r}")
     initialize_distributed(config.train.distributed)
-    dataset = load_dataset(config.data)
+    dataset = with_pretrained_items(load_dataset(config.data), config.model)
     logger.info("jax %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
     return dataset, with_missing_modality(PROTOCOLS[config.task](config, dataset), config.eval, dataset.features)
 
@@ -91,6 +92,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         "commit": git_commit(),
         "platform": jax.default_backend(),
     }
+    if run_inputs(dataset):
+        metadata["inputs"] = run_inputs(dataset)
     results = fit(task, config, workdir, metadata, on_evaluation)
     write_id_maps(dataset, workdir)
     return results
@@ -120,7 +123,8 @@ def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[Interact
     """
     with RunCheckpoints(workdir, read_only=True) as checkpoints:
         dataset, task = prepare(config)
-        checkpoints.check_trained_with(run_identity(config.to_dict(), dataset.checksum, ignored=EVALUATION_CHANGES))
+        checkpoints.check_trained_with(run_identity(config.to_dict(), dataset.checksum, ignored=EVALUATION_CHANGES,
+                                                    inputs=run_inputs(dataset)))
         params, info = checkpoints.restore_best(task.init_params(jax.random.PRNGKey(0)))
     return dataset, task, params, info
 
