@@ -182,3 +182,26 @@ def test_ablation_runner_trains_each_seeds_phase_one_before_its_phase_two(tmp_pa
         egra = json.load(f)
     assert egra["inputs"]["pretrained_items"]["workdir"] == str(tmp_path / "runs" / "egra" / "MGCN_seed3")
     assert egra["config"]["model"]["pretrained_workdir"] == str(tmp_path / "runs" / "egra" / "MGCN_seed3")
+
+
+def test_two_devices_train_egra_like_one(phase1, tmp_path):
+    import subprocess
+    import sys
+
+    records = []
+    for devices in (1, 2):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        proc = subprocess.run([sys.executable, "-m", "mmjax.main", "--config=configs/egra.py",
+                               f"--workdir={tmp_path / str(devices)}", f"--config.model.pretrained_workdir={phase1}",
+                               "--config.train.num_epochs=2", "--config.train.batch_size=500",
+                               "--config.model.embed_dim=16", "--config.model.knn_k=5", "--config.train.progress=none",
+                               f"--config.data.synthetic.num_users={SMALL['num_users']}",
+                               f"--config.data.synthetic.num_items={SMALL['num_items']}"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with open(tmp_path / str(devices) / "metrics.jsonl") as f:
+            records.append([json.loads(line) for line in f])
+    for one, two in zip(*records):
+        np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
+        for part in ("align", "strength", "alignment_degree", "weight_std", "weight_min", "weight_max"):
+            np.testing.assert_allclose(two["parts"][part], one["parts"][part], rtol=1e-4, err_msg=part)
