@@ -27,7 +27,7 @@ from mmjax.eval import evaluate
 from mmjax.eval.pruning import candidate_top_k
 from mmjax.models import magnet
 from mmjax.models.inputs import selected_modalities
-from mmjax.report import load_run_config
+from mmjax.train.train import load_run_config
 from mmjax.train.loop import check_monitor
 from mmjax.train.train import best_score_state, load_best, prepare
 

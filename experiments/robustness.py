@@ -83,7 +83,7 @@ def robustness_table(runs: dict[str, list[str]], fractions: list[float], metric:
 
 def _run_robustness(workdir: str, fractions: list[float], metric: str, view: str, seed: int) -> dict[str, Any]:
     """One finished run's `view` metric, complete and with each modality missing for each share of items."""
-    from mmjax.report import load_run_config
+    from mmjax.train.train import load_run_config
     from mmjax.train.train import evaluate_best
 
     config = load_run_config(workdir)

@@ -35,15 +35,7 @@ import numpy as np
 
 from mmjax.errors import MmjaxError
 from mmjax.train.report import integer_epochs, save_figure
-
-
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a run was trained with, from its results.json."""
-    path = os.path.join(workdir, "results.json")
-    if not os.path.exists(path):
-        raise MmjaxError(f"{path} not found: report needs a finished training run")
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f)["config"])
+from mmjax.train.train import load_run_config
 
 
 def plot_histograms(arrays: dict[str, np.ndarray], title: str, path: str) -> None:

@@ -10,10 +10,11 @@ enters results.json and the run identity, so a phase 2 resumed against a retrain
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+from typing import Any, Callable
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -24,31 +25,33 @@ from mmjax.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 
-def load_pretrained_items(workdir: str, dataset: InteractionDataset,
+Restore = Callable[[str], tuple[ml_collections.ConfigDict, InteractionDataset, Any, dict]]
+
+
+def load_pretrained_items(workdir: str, dataset: InteractionDataset, restore: Restore,
                           expected_dim: int | None = None) -> PretrainedItems:
     """The best-valid item vectors of the finished graph run in `workdir`, checked against `dataset`.
 
-    One-line errors (MmjaxError) for a missing or unfinished run, a run of another protocol or dataset, a
-    model whose scoring state is not (user vectors, item vectors), or vectors of another item count or
-    dimension than expected.
+    `restore(workdir)` -> (its config, its dataset, its best checkpoint's score state, checkpoint info)
+    (train.restore_best_state). One-line errors (MmjaxError) for a missing or unfinished run, a run of another
+    protocol or dataset, a model whose scoring state is not (user vectors, item vectors), or vectors of
+    another item count or dimension than expected.
     """
-    from mmjax.report import load_run_config
-    from mmjax.train.train import best_score_state, load_best
-
     field = "model.pretrained_workdir"
     if not os.path.isdir(workdir):
         raise ConfigError(f"{field}: {workdir} is not a directory (expected a finished phase-1 run)")
-    if not os.path.exists(os.path.join(workdir, "results.json")):
+    results = os.path.join(workdir, "results.json")
+    if not os.path.exists(results):
         raise ConfigError(f"{field}: {workdir} has no results.json: its training has not finished")
-    config = load_run_config(workdir)
-    if config.get("task", "graph") != "graph":
-        raise ConfigError(f"{field}: {workdir} is a {config.task!r} run; the hand-over needs a graph top-K run")
-    phase1_dataset, task, params, info = load_best(config, workdir)
+    with open(results) as f:
+        task = json.load(f).get("config", {}).get("task", "graph")
+    if task != "graph":
+        raise ConfigError(f"{field}: {workdir} is a {task!r} run; the hand-over needs a graph top-K run")
+    config, phase1_dataset, state, info = restore(workdir)
     if phase1_dataset.checksum != dataset.checksum:
         raise DataError(f"{field}: {workdir} was trained on dataset {phase1_dataset.name!r} (sha256 "
                         f"{phase1_dataset.checksum[:12]}), this run reads {dataset.name!r} (sha256 "
                         f"{dataset.checksum[:12]})")
-    state = jax.device_get(best_score_state(task, params, info))
     if not (isinstance(state, tuple) and len(state) == 2 and all(np.ndim(part) == 2 for part in state)):
         raise ConfigError(f"{field}: {workdir} ({config.model.name}) does not score by user and item vectors, "
                           "so it has no item matrix to hand over")
@@ -66,13 +69,14 @@ def load_pretrained_items(workdir: str, dataset: InteractionDataset,
     return items
 
 
-def with_pretrained_items(dataset: InteractionDataset, model_cfg: ml_collections.ConfigDict) -> InteractionDataset:
+def with_pretrained_items(dataset: InteractionDataset, model_cfg: ml_collections.ConfigDict,
+                          restore: Restore) -> InteractionDataset:
     """`dataset` with the item vectors of model.pretrained_workdir attached, or as it is when none is named."""
     workdir = model_cfg.get("pretrained_workdir")
     if not workdir:
         return dataset
     expected = model_cfg.get("pretrained_dim")
-    items = load_pretrained_items(str(workdir), dataset, None if expected is None else int(expected))
+    items = load_pretrained_items(str(workdir), dataset, restore, None if expected is None else int(expected))
     return dataclasses.replace(dataset, pretrained_items=items)
 
 

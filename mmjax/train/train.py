@@ -73,7 +73,7 @@ def prepare(config: ml_collections.ConfigDict) -> tuple[InteractionDataset, Task
     if config.task not in PROTOCOLS:
         raise ConfigError(f"task: expected one of {sorted(PROTOCOLS)}, got {config.task!r}")
     initialize_distributed(config.train.distributed)
-    dataset = with_pretrained_items(load_dataset(config.data), config.model)
+    dataset = with_pretrained_items(load_dataset(config.data), config.model, restore_best_state)
     logger.info("jax %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
     return dataset, with_missing_modality(PROTOCOLS[config.task](config, dataset), config.eval, dataset.features)
 
@@ -112,6 +112,23 @@ def typed_command() -> str:
     """The command line as the user typed it ('python -m mmjax.main --config=...'), shell-quoted."""
     argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a finished run was trained with, from its results.json."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.exists(path):
+        raise MmjaxError(f"{path} not found: expected a finished training run")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f)["config"])
+
+
+def restore_best_state(workdir: str) -> tuple[ml_collections.ConfigDict, InteractionDataset, Any, dict]:
+    """(config, dataset, score state, checkpoint info) of a finished run's best-valid checkpoint: what the run
+    scores with, as eval mode restores it (the hand-over of train/pretrained.py)."""
+    config = load_run_config(workdir)
+    dataset, task, params, info = load_best(config, workdir)
+    return config, dataset, jax.device_get(best_score_state(task, params, info)), info
 
 
 def load_best(config: ml_collections.ConfigDict, workdir: str) -> tuple[InteractionDataset, Task, Any, dict]:
