@@ -155,6 +155,13 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
     return results
 
 
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value) of one figure over seeds: the
+    spread every table of the experiments reports."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
 def summarise(variants: list[Variant], runs: dict[str, list[dict]],
               columns: tuple[str, ...] = COLUMNS) -> list[dict]:
     """Per variant: mean and standard deviation over seeds of the test metrics, the valid monitor and timings."""
@@ -164,8 +171,8 @@ def summarise(variants: list[Variant], runs: dict[str, list[dict]],
         row = {"variant": label, "overrides": overrides, "seeds": [r["seed"] for r in results],
                "per_seed_test": {str(r["seed"]): {m: r["test"][m] for m in columns} for r in results}}
         for metric in columns:
-            values = np.array([r["test"][metric] for r in results])
-            row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+            mean, std = mean_and_std([r["test"][metric] for r in results])
+            row[metric] = {"mean": mean, "std": std}
         monitor = results[0].get("monitor", "recall@20")
         row["monitor"] = monitor
         row["valid_monitor"] = float(np.mean([r["valid"][monitor] for r in results]))

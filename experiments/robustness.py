@@ -24,6 +24,7 @@ import os
 import sys
 from typing import Any
 
+from experiments.ablate import mean_and_std
 from mmjax.compilation_cache import enable_compilation_cache
 from mmjax.config_files import load_config_file, parse_value, with_overrides
 from mmjax.errors import MmjaxError
@@ -65,20 +66,22 @@ def robustness_table(runs: dict[str, list[str]], fractions: list[float], metric:
                      seed: int) -> dict[str, Any]:
     """{label: {modality: {share: mean metric}}} of `view` with each modality missing for each share of items,
     with the standard deviation over the label's runs and each run's own figures."""
-    table: dict[str, Any] = {}
-    for label, workdirs in runs.items():
-        per_run = [_run_robustness(workdir, fractions, metric, view, seed) for workdir in workdirs]
-        modalities = [m for m in per_run[0]["missing"] if all(m in run["missing"] for run in per_run)]
-        table[label] = {
-            "workdirs": workdirs, "model": per_run[0]["model"], "runs": per_run,
-            "complete": _mean([run["complete"] for run in per_run]),
-            "complete_std": _std([run["complete"] for run in per_run]),
-            "missing": {m: {share: _mean([run["missing"][m][share] for run in per_run])
-                            for share in per_run[0]["missing"][m]} for m in modalities},
-            "missing_std": {m: {share: _std([run["missing"][m][share] for run in per_run])
-                                for share in per_run[0]["missing"][m]} for m in modalities},
-        }
-    return table
+    return {label: summarise(workdirs, [_run_robustness(workdir, fractions, metric, view, seed)
+                                        for workdir in workdirs])
+            for label, workdirs in runs.items()}
+
+
+def summarise(workdirs: list[str], per_run: list[dict[str, Any]]) -> dict[str, Any]:
+    """One label's entry: its runs' own figures, and their mean and standard deviation (mean_and_std, as the
+    ablation tables) complete and per modality and share; modalities every run has."""
+    modalities = [m for m in per_run[0]["missing"] if all(m in run["missing"] for run in per_run)]
+    spread = {m: {share: mean_and_std([run["missing"][m][share] for run in per_run])
+                  for share in per_run[0]["missing"][m]} for m in modalities}
+    complete = mean_and_std([run["complete"] for run in per_run])
+    return {"workdirs": workdirs, "model": per_run[0]["model"], "runs": per_run,
+            "complete": complete[0], "complete_std": complete[1],
+            "missing": {m: {share: ms[0] for share, ms in row.items()} for m, row in spread.items()},
+            "missing_std": {m: {share: ms[1] for share, ms in row.items()} for m, row in spread.items()}}
 
 
 def _run_robustness(workdir: str, fractions: list[float], metric: str, view: str, seed: int) -> dict[str, Any]:
@@ -99,16 +102,6 @@ def _run_robustness(workdir: str, fractions: list[float], metric: str, view: str
         entry["missing"][modality] = row
         logging.info("%s without %s: %s", workdir, modality, row)
     return entry
-
-
-def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values))
-
-
-def _std(values: list[float]) -> float:
-    """Population standard deviation, as the ablation tables report it."""
-    mean = _mean(values)
-    return float((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
 
 
 def _modalities(config) -> list[str]:
