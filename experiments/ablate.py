@@ -155,12 +155,12 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
     return results
 
 
-
 def mean_and_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof 1; 0 for a single value) of one figure over seeds: the
     spread every table of the experiments reports."""
     array = np.asarray(values, dtype=np.float64)
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
 
 def summarise(variants: list[Variant], runs: dict[str, list[dict]],
               columns: tuple[str, ...] = COLUMNS) -> list[dict]:
