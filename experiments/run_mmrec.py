@@ -138,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     for alias, builtin in (("float", float), ("int", int), ("bool", bool)):  # removed in numpy 1.24; MMRec
         if not hasattr(numpy, alias):                                         # still uses them (same types)
             setattr(numpy, alias, builtin)
+    import scipy.sparse
+
+    if not hasattr(scipy.sparse.dok_matrix, "_update") and hasattr(scipy.sparse.dok_matrix((1, 1)), "_dict"):
+        # MMRec's LightGCN fills its adjacency with dok_matrix._update, gone from scipy >= 1.12; the same bulk
+        # insert into the matrix's own key store
+        scipy.sparse.dok_matrix._update = lambda self, entries: self._dict.update(entries)
     if not torch.cuda.is_available():  # some MMRec models move tensors with .cuda(): keep them where they are
         torch.Tensor.cuda = lambda self, *a, **k: self
         torch.nn.Module.cuda = lambda self, *a, **k: self

@@ -214,3 +214,16 @@ def test_compare_tabulates_the_users_own_workdirs_and_says_when_there_is_nothing
     proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--dataset", "synthetic"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no recorded runs on 'synthetic'" in proc.stderr and "--runs" in proc.stderr
+
+
+def test_side_by_side_benchmark_skips_without_mmrec_and_checks_its_flags(capsys):
+    from experiments import bench_vs_mmrec
+
+    assert bench_vs_mmrec.later_epochs_median([9.0, 1.0, 3.0, 2.0]) == 2.0  # the compiling epoch left out
+    with pytest.raises(ValueError, match="two epochs"):
+        bench_vs_mmrec.later_epochs_median([1.0])
+    assert bench_vs_mmrec.main([]) == 0
+    assert "skipped, no MMRec checkout" in capsys.readouterr().err
+    assert bench_vs_mmrec.main(["--mmrec=/nowhere", "--cases=sasrec:baby"]) == 2
+    assert "--cases" in capsys.readouterr().err
+    assert bench_vs_mmrec.main(["--mmrec=/nowhere", "--epochs=1"]) == 2
