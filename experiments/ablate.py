@@ -155,6 +155,14 @@ def run_variant(base, results_dir: str, runs_dir: str, label: str, overrides: di
     return results
 
 
+def missing_run_folders(overrides: dict[str, Any], seed: int, runs_dir: str) -> list[str]:
+    """The '{runs}/...' run folders a variant reads (a phase-1 run) that hold no finished run (results.json):
+    its result JSON may have been reused while the folder, with the checkpoint a phase 2 needs, is gone."""
+    folders = [value.format(seed=seed, runs=runs_dir) for value in overrides.values()
+               if isinstance(value, str) and value.startswith("{runs}")]
+    return [folder for folder in folders if not os.path.exists(os.path.join(folder, "results.json"))]
+
+
 def mean_and_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof 1; 0 for a single value) of one figure over seeds: the
     spread every table of the experiments reports."""
@@ -291,6 +299,17 @@ def main(argv: list[str] | None = None) -> int:
                 if not train and not os.path.exists(os.path.join(folder, f"{slug(label)}_seed{seed}.json")):
                     continue  # neither finished nor asked for (its config file need not exist yet)
                 variant_base, variant_overrides, defaults = base_of(overrides)
+                if train:
+                    for needed in missing_run_folders(variant_overrides, seed, runs_dir):
+                        dependency = next((other for other in variants
+                                           if os.path.join(runs_dir, f"{slug(other[0])}_seed{seed}") == needed), None)
+                        if dependency is None:
+                            raise ConfigError(f"variant {label!r} reads {needed}, which is no run of this grid")
+                        logging.info("variant %s reads %s, which this machine does not hold: training %s "
+                                     "(seed %d) there first", label, needed, dependency[0], seed)
+                        dependency_base, dependency_overrides, dependency_defaults = base_of(dependency[1])
+                        run_variant(dependency_base, folder, runs_dir, dependency[0], dependency_overrides, seed,
+                                    True, dependency_defaults)
                 results = run_variant(variant_base, folder, runs_dir, label, variant_overrides, seed,
                                       args.rerun and train, defaults, train=train)
                 if results is not None:

@@ -183,6 +183,21 @@ def test_ablation_runner_trains_each_seeds_phase_one_before_its_phase_two(tmp_pa
     assert egra["inputs"]["pretrained_items"]["workdir"] == str(tmp_path / "runs" / "egra" / "MGCN_seed3")
     assert egra["config"]["model"]["pretrained_workdir"] == str(tmp_path / "runs" / "egra" / "MGCN_seed3")
 
+    # On a machine that kept the result JSONs but not the run folders, a phase 2 still to train (here a second
+    # EGRA row) gets its phase 1 trained again into the folder it reads, not a missing-run error.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    grid.write_text(grid.read_text().replace("]\n", ",\n            ('EGRA again', {'model.pretrained_workdir': "
+                                             "'{runs}/MGCN_seed{seed}', 'model.strength_start': 0.5})]\n"))
+    assert ablate.main(argv) == 0
+    assert (tmp_path / "runs" / "egra" / "MGCN_seed3" / "results.json").exists()
+    assert not (tmp_path / "runs" / "egra" / "EGRA_seed3").exists()  # its JSON stands, nothing read it again
+    with open(tmp_path / "results" / "egra" / "MGCN_seed3.json") as f:
+        retrained = json.load(f)
+    with open(tmp_path / "runs" / "egra" / "MGCN_seed3" / "results.json") as f:
+        assert json.load(f)["test"] == retrained["test"]
+
 
 def test_two_devices_train_egra_like_one(phase1, tmp_path):
     import subprocess
