@@ -227,3 +227,24 @@ def test_side_by_side_benchmark_skips_without_mmrec_and_checks_its_flags(capsys)
     assert bench_vs_mmrec.main(["--mmrec=/nowhere", "--cases=sasrec:baby"]) == 2
     assert "--cases" in capsys.readouterr().err
     assert bench_vs_mmrec.main(["--mmrec=/nowhere", "--epochs=1"]) == 2
+
+
+def test_step_profile_puts_every_timed_op_of_a_graph_model_in_a_part(capsys):
+    from experiments import profile_step
+
+    hlo = profile_step.parse_hlo(
+        '  %fusion.1 = f32[8,4]{1,0} fusion(f32[8,2]{1,0} %a, f32[2,4]{1,0} %b), kind=kLoop, calls=%c, '
+        'metadata={op_name="jit(f)/while/body/loss_and_gradient/transpose(jvp(propagation))/dot_general"}\n'
+        '  %a = f32[8,2]{1,0} parameter(0)\n  %b = f32[2,4]{1,0} parameter(1)\n'
+        '  %t = (f32[3]{0}, s32[]) tuple(%a, %b)')
+    assert hlo["fusion.1"]["bytes"] == 4 * (32 + 16 + 8) and profile_step.part_of(hlo["fusion.1"]) == "propagation"
+    assert hlo["t"]["out"] == 4 * 3 + 4
+    assert profile_step.main(["--model=lightgcn", "--data=synthetic", "--epochs=1"]) == 0
+    out = json.loads(capsys.readouterr().out)["profile"]
+    parts = out["parts"]
+    assert set(parts) == set(profile_step.PARTS)
+    assert parts["propagation"]["ops"] >= 2 and parts["propagation"]["csr_products_timed_alone"] >= 1
+    assert parts["optimiser update"]["ops"] > 0 and parts["propagation"]["backward_ms"] > 0
+    assert out["step_ms_op_sum"] == pytest.approx(sum(p["ms_per_step"] for p in parts.values()), abs=0.01)
+    assert out["floor_ms_per_step"] > 0 and out["top_ops"]
+    assert profile_step.main(["--epochs=0"]) == 2

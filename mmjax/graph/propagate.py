@@ -23,6 +23,7 @@ from mmjax.errors import ConfigError
 PROPAGATION_KINDS = ("segment_sum", "sparse")
 # Entries of Â and Âᵀ this close (relative) count as equal: float32 rounding of D^-1/2 A D^-1/2.
 SYMMETRY_RTOL = 1e-6
+PROPAGATION_SCOPE = "propagation"  # the ops' name scope in compiled programs (profiles read it)
 
 
 @struct.dataclass
@@ -42,9 +43,10 @@ def propagate_segment_sum(graph: jraph.GraphsTuple, x: jax.Array) -> jax.Array:
     indices_are_sorted stays False: any GraphsTuple is accepted, and though user_item_graph and
     knn_item_graph sort edges by receiver, the sorted variant measured no faster on CPU.
     """
-    messages = x[graph.senders] * graph.edges[:, None].astype(x.dtype)
-    return jax.ops.segment_sum(messages, graph.receivers, num_segments=x.shape[0],
-                               indices_are_sorted=False)
+    with jax.named_scope(PROPAGATION_SCOPE):
+        messages = x[graph.senders] * graph.edges[:, None].astype(x.dtype)
+        return jax.ops.segment_sum(messages, graph.receivers, num_segments=x.shape[0],
+                                   indices_are_sorted=False)
 
 
 def _canonical_csr(matrix: scipy.sparse.spmatrix) -> scipy.sparse.csr_matrix:
@@ -85,9 +87,10 @@ def sparse_adjacency(graph: jraph.GraphsTuple) -> SparseAdjacency:
 
 def _product(matrix: sparse.BCSR, x: jax.Array) -> jax.Array:
     """matrix @ x in x's dtype, as the reference path casts edge weights to x's dtype."""
-    cast = sparse.BCSR((matrix.data.astype(x.dtype), matrix.indices, matrix.indptr), shape=matrix.shape,
-                       indices_sorted=matrix.indices_sorted, unique_indices=matrix.unique_indices)
-    return cast @ x
+    with jax.named_scope(PROPAGATION_SCOPE):
+        cast = sparse.BCSR((matrix.data.astype(x.dtype), matrix.indices, matrix.indptr), shape=matrix.shape,
+                           indices_sorted=matrix.indices_sorted, unique_indices=matrix.unique_indices)
+        return cast @ x
 
 
 @jax.custom_vjp

@@ -86,9 +86,12 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
         schedule = state.schedule
         if task.schedule is not None and task.schedule.at_step is not None:
             schedule = task.schedule.at_step(schedule, state.step, steps_per_epoch)
-        loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, schedule)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        # named scopes label the compiled program's ops for profiles (experiments/profile_step.py) only
+        with jax.named_scope("loss_and_gradient"):
+            loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, schedule)
+        with jax.named_scope("optimiser_update"):
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
         new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
         return (new_state, consts), (loss, parts)
 

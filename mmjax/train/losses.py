@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+LOSS_SCOPE = "loss_terms"  # the loss terms' name scope in compiled programs (profiles read it)
+
 
 def batch_sum(values: jax.Array, axis_name: str | None = None, axis: int | None = None) -> jax.Array:
     """Sum of `values` over the global batch: this shard's sum, plus the other devices' when mapped.
@@ -22,6 +24,7 @@ def batch_sum(values: jax.Array, axis_name: str | None = None, axis: int | None 
     return total if axis_name is None else jax.lax.psum(total, axis_name)
 
 
+@jax.named_scope(LOSS_SCOPE)
 def bpr_loss(positive_scores: jax.Array, negative_scores: jax.Array, weights: jax.Array,
              axis_name: str | None = None) -> jax.Array:
     """-mean log sigmoid(s_pos - s_neg) over the real rows of the global batch."""
@@ -29,6 +32,7 @@ def bpr_loss(positive_scores: jax.Array, negative_scores: jax.Array, weights: ja
     return batch_sum(per_row * weights, axis_name) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
 
 
+@jax.named_scope(LOSS_SCOPE)
 def embedding_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
                            axis_name: str | None = None) -> jax.Array:
     """Sum of the Frobenius norms of the global batch's embedding rows, divided by the batch size.
@@ -48,6 +52,7 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
     return x / jnp.maximum(norm, eps)
 
 
+@jax.named_scope(LOSS_SCOPE)
 def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature: float,
              axis_name: str | None = None, labels: jax.Array | None = None,
              row_scale: jax.Array | None = None) -> jax.Array:
@@ -80,6 +85,7 @@ def info_nce(view1: jax.Array, view2: jax.Array, weights: jax.Array, temperature
     return batch_sum(per_row * weights, axis_name) / jnp.maximum(batch_sum(weights, axis_name), 1.0)
 
 
+@jax.named_scope(LOSS_SCOPE)
 def squared_norm_penalty(tables: tuple[jax.Array, ...], weights: jax.Array,
                          axis_name: str | None = None) -> jax.Array:
     """½ Σ of the squared norms of the global batch's real rows, over the global batch size.
