@@ -143,6 +143,13 @@ def time_sparse_products(consts, products: dict[str, tuple[int, str]], repeats: 
     return {name: timed[key] for name, key in products.items() if key in timed}
 
 
+def model_layer(op_name: str) -> str:
+    """The flax layer an op of the model comes from ('query_hidden'), or the primitive outside layers:
+    the scope after the model's own 'jvp(Model)/' in its source name."""
+    match = re.search(r"jvp\((\w+)\)+/([^/]+)", op_name)
+    return match.group(2) if match else op_name.rsplit("/", 1)[-1]
+
+
 def part_of(instruction: dict) -> str:
     """The PARTS entry of one instruction, from its source name scope and kind."""
     op_name = instruction["op_name"]
@@ -250,6 +257,11 @@ def profile(spec: str, data_dir: str | None, epochs: int, top: int = 25) -> dict
     parts["propagation"]["csr_products_timed_alone"] = len(sparse_ms)
     timed_ms = sum(p["forward_ms"] + p["backward_ms"] for p in parts.values())
     leaves = [name for name in op_seconds if name in hlo and hlo[name]["opcode"] not in CONTAINERS]
+    by_layer: collections.Counter = collections.Counter()  # the model's own ops, by the layer they come from
+    for name in leaves:
+        if part_of(hlo[name]) == "other model ops":
+            by_layer[model_layer(hlo[name]["op_name"])] += op_seconds[name] * 1e3 / steps
+    parts["other model ops"]["by_layer_ms_per_step"] = {layer: round(ms, 3) for layer, ms in by_layer.most_common()}
     top_ops = [{"op": name, "opcode": hlo[name]["opcode"], "source": hlo[name]["op_name"],
                 "part": part_of(hlo[name]), "ms_per_step": round(op_seconds[name] * 1e3 / steps, 3),
                 "runs_per_step": round(op_runs[name] / steps, 2)}

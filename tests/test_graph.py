@@ -181,3 +181,38 @@ def test_partial_top_k_selection_equals_a_stable_full_sort_ties_included():
         scores[:, : cols // 3] *= -0.0 if trial % 3 == 0 else 1.0
         expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         np.testing.assert_array_equal(top_k_stable(scores, k), expected)
+
+
+def test_bipartite_blocks_give_the_square_products_bit_for_bit_in_values_and_gradients():
+    from mmjax.graph import bipartite_adjacency, lightgcn_layers_bipartite
+
+    rng = np.random.default_rng(7)
+    num_users, num_items = 40, 30
+    keys = rng.choice(num_users * num_items, 200, replace=False)
+    graph = user_item_graph(np.stack([keys // num_items, keys % num_items], axis=1), num_users, num_items)
+    square, blocks = sparse_adjacency(graph), bipartite_adjacency(graph, num_users)
+    users = jnp.asarray(rng.normal(size=(num_users, 8)), jnp.float32)
+    items = jnp.asarray(rng.normal(size=(num_items, 8)), jnp.float32)
+    weights = jnp.asarray(rng.uniform(size=(num_users + num_items, 8)), jnp.float32)
+
+    @jax.jit
+    def both(users, items):
+        def loss_square(users, items):
+            return jnp.sum(weights * lightgcn_layers(square, jnp.concatenate([users, items]), 3) ** 2)
+
+        def loss_blocks(users, items):
+            final = jnp.concatenate(lightgcn_layers_bipartite(blocks, users, items, 3))
+            return jnp.sum(weights * final ** 2)
+
+        return (jax.value_and_grad(loss_square, argnums=(0, 1))(users, items),
+                jax.value_and_grad(loss_blocks, argnums=(0, 1))(users, items),
+                lightgcn_layers(square, jnp.concatenate([users, items]), 3),
+                jnp.concatenate(lightgcn_layers_bipartite(blocks, users, items, 3)))
+
+    (value_s, grads_s), (value_b, grads_b), final_s, final_b = both(users, items)
+    np.testing.assert_array_equal(final_b, final_s)
+    assert float(value_b) == float(value_s)
+    for got, expected in zip(grads_b, grads_s):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="user-user or item-item"):
+        bipartite_adjacency(knn_graph(), 2)

@@ -112,6 +112,45 @@ def _propagate_csr_bwd(transpose: sparse.BCSR, g: jax.Array) -> tuple[None, None
 _propagate_csr.defvjp(_propagate_csr_fwd, _propagate_csr_bwd)
 
 
+@struct.dataclass
+class BipartiteAdjacency:
+    """Â of a user-item graph (users first, no user-user or item-item edges) as its two blocks:
+    user_items = R̂ (users x items) and item_users = R̂ᵀ, each the other's transpose. Then
+    Â [u; i] = [R̂ i; R̂ᵀ u] needs no concatenated [U + I] table, nor the split of its gradient; each block's
+    rows are the rows of Â, so every product sums the same terms in the same order as the square CSR."""
+
+    user_items: SparseAdjacency
+    item_users: SparseAdjacency
+
+
+def bipartite_adjacency(graph: jraph.GraphsTuple, num_users: int) -> BipartiteAdjacency:
+    """Host-side, once: the two blocks of a user-item GraphsTuple over U + I nodes (ValueError when it has
+    edges within the users or within the items)."""
+    num_nodes = int(np.sum(graph.n_node))
+    receivers, senders = np.asarray(graph.receivers), np.asarray(graph.senders)
+    if np.any((receivers < num_users) == (senders < num_users)):
+        raise ValueError("bipartite_adjacency: the graph has user-user or item-item edges")
+    edges = (np.asarray(graph.edges, np.float64), (receivers, senders))
+    matrix = _canonical_csr(scipy.sparse.coo_matrix(edges, shape=(num_nodes, num_nodes)))
+    user_items = _canonical_csr(matrix[:num_users, num_users:])
+    item_users = _canonical_csr(matrix[num_users:, :num_users])
+    users_block, items_block = _to_bcsr(user_items), _to_bcsr(item_users)
+    return BipartiteAdjacency(user_items=SparseAdjacency(matrix=users_block, transpose=items_block),
+                              item_users=SparseAdjacency(matrix=items_block, transpose=users_block))
+
+
+def lightgcn_layers_bipartite(graph: BipartiteAdjacency, users: jax.Array, items: jax.Array,
+                              num_layers: int) -> tuple[jax.Array, jax.Array]:
+    """lightgcn_layers over a BipartiteAdjacency, on the user and item tables kept apart: (users, items)
+    equal to the halves of lightgcn_layers(Â, [users; items])."""
+    user_layers, item_layers = [users], [items]
+    for _ in range(num_layers):
+        users, items = propagate_sparse(graph.user_items, items), propagate_sparse(graph.item_users, users)
+        user_layers.append(users)
+        item_layers.append(items)
+    return jnp.mean(jnp.stack(user_layers, axis=0), axis=0), jnp.mean(jnp.stack(item_layers, axis=0), axis=0)
+
+
 def propagate_sparse(adj: SparseAdjacency, x: jax.Array) -> jax.Array:
     """Fast path: Â x, with gradient Âᵀ g wrt x (Â itself when symmetric); no gradient wrt Â."""
     transpose = adj.matrix if adj.transpose is None else adj.transpose
