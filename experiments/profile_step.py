@@ -146,7 +146,7 @@ def time_sparse_products(consts, products: dict[str, tuple[int, str]], repeats: 
 def model_layer(op_name: str) -> str:
     """The flax layer an op of the model comes from ('query_hidden'), or the primitive outside layers:
     the scope after the model's own 'jvp(Model)/' in its source name."""
-    match = re.search(r"jvp\((\w+)\)+/([^/]+)", op_name)
+    match = re.search(r"jvp\(([\w.]+)\)+/([^/]+)", op_name)
     return match.group(2) if match else op_name.rsplit("/", 1)[-1]
 
 

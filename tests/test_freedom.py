@@ -10,7 +10,7 @@ import pytest
 
 from mmjax.data import make_synthetic
 from mmjax.errors import ConfigError
-from mmjax.graph import dense_adjacency, knn_item_graph, propagate, user_item_graph
+from mmjax.graph import dense_adjacency, knn_item_graph, propagate, propagate_sparse, user_item_graph
 from mmjax.graph.dropout import (bipartite_edges, degree_sensitive_dropout, kept_edge_count,
                                  normalized_bipartite, sample_without_replacement)
 from mmjax.models import build_model
@@ -88,6 +88,12 @@ def test_dropped_graph_equals_dense_construction_of_its_kept_edges(num_keep):
     if num_keep == len(PAIRS):  # keeping every edge gives the full normalised graph
         np.testing.assert_allclose(expected, dense_adjacency(user_item_graph(PAIRS, NUM_USERS, NUM_ITEMS)),
                                    atol=1e-6)
+    # the two blocks of the same dropped graph: the square CSR's rows, so the products agree bit for bit
+    blocks = drop(edges, rng, num_keep, "blocks")
+    x = jnp.asarray(np.random.default_rng(num_keep).normal(size=(n, 4)), jnp.float32)
+    square = propagate_sparse(sparse_graph, x)
+    np.testing.assert_array_equal(propagate_sparse(blocks.user_items, x[NUM_USERS:]), square[:NUM_USERS])
+    np.testing.assert_array_equal(propagate_sparse(blocks.item_users, x[:NUM_USERS]), square[NUM_USERS:])
 
 
 def test_sampling_weights_are_mmrec_degree_weights():

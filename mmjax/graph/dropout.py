@@ -16,7 +16,7 @@ from flax import struct
 from jax.experimental import sparse
 
 from mmjax.errors import ConfigError, DataError
-from mmjax.graph.propagate import PROPAGATION_KINDS, Graph, SparseAdjacency
+from mmjax.graph.propagate import PROPAGATION_KINDS, BipartiteAdjacency, Graph, SparseAdjacency
 
 # Added to the kept degrees before the inverse square root, as MMRec does (keeps empty rows finite).
 DEGREE_EPS = 1e-7
@@ -71,7 +71,7 @@ def normalized_bipartite(users: jax.Array, items: jax.Array, num_users: int, num
 
     Nodes are users then items (item i is node num_users + i), as in user_item_graph. `kind` is the
     representation: a GraphsTuple ('segment_sum') or a CSR SparseAdjacency ('sparse', symmetric, so no
-    transpose is stored).
+    transpose is stored), or its two blocks ('blocks', a BipartiteAdjacency: the same rows and order).
     """
     num_nodes = num_users + num_items
     ones = jnp.ones(users.shape, jnp.float32)
@@ -86,6 +86,16 @@ def normalized_bipartite(users: jax.Array, items: jax.Array, num_users: int, num
         n_edge = jnp.array([senders.shape[0]], jnp.int32)
         return jraph.GraphsTuple(nodes=None, edges=edges, senders=senders, receivers=receivers, globals=None,
                                  n_node=jnp.array([num_nodes], jnp.int32), n_edge=n_edge)
+    if kind == "blocks":  # the two blocks of the same Â (BipartiteAdjacency), each a canonical CSR
+        def block(rows: jax.Array, cols: jax.Array, num_rows: int, num_cols: int) -> sparse.BCSR:
+            order = jnp.lexsort((cols, rows))
+            indptr = jnp.searchsorted(rows[order], jnp.arange(num_rows + 1, dtype=rows.dtype), side="left")
+            return sparse.BCSR((values[order], cols[order].astype(jnp.int32), indptr.astype(jnp.int32)),
+                               shape=(num_rows, num_cols), indices_sorted=True, unique_indices=True)
+
+        user_items, item_users = block(users, items, num_users, num_items), block(items, users, num_items, num_users)
+        return BipartiteAdjacency(user_items=SparseAdjacency(matrix=user_items, transpose=item_users),
+                                  item_users=SparseAdjacency(matrix=item_users, transpose=user_items))
     if kind == "sparse":
         order = jnp.lexsort((senders, receivers))  # rows, then columns within a row: canonical CSR
         rows = receivers[order]

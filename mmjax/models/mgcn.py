@@ -21,7 +21,8 @@ from flax import struct
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import check_fields
-from mmjax.graph import lightgcn_layers, propagate, propagation_graph, user_item_block, user_item_graph
+from mmjax.graph import (BipartiteAdjacency, SparseAdjacency, bipartite_adjacency, lightgcn_layers,
+                         lightgcn_layers_bipartite, propagate, propagation_graph, user_item_block, user_item_graph)
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
@@ -80,28 +81,40 @@ class MGCN(nn.Module):
         initializer = embedding_initializer(self.embedding_init)
         users = self.param("user_embedding", initializer, (self.num_users, self.embed_dim), jnp.float32)
         items = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
-        ego = jnp.concatenate([users, items], axis=0)
-        content = lightgcn_layers(consts["adjacency"], ego, self.n_ui_layers)  # the behaviour view
+        adjacency = consts["adjacency"]
+        if isinstance(adjacency, BipartiteAdjacency):  # the behaviour view, over Â's two blocks
+            content_users, content_items = lightgcn_layers_bipartite(adjacency, users, items, self.n_ui_layers)
+        else:  # any other graph over U + I nodes (EGRA's enhanced one)
+            content = lightgcn_layers(adjacency, jnp.concatenate([users, items], axis=0), self.n_ui_layers)
+            content_users, content_items = content[:self.num_users], content[self.num_users:]
 
-        user_padding = jnp.zeros((self.num_users, self.embed_dim), jnp.float32)
-        views = []
+        user_views, item_views = [], []
         for name, dim in zip(self.modalities, self.feature_dims):
             table = self.modality_table(consts, name, dim)
             projected = TorchLinear(self.embed_dim, name=f"{name}_projection")(table)
             purified = items * nn.sigmoid(TorchLinear(self.embed_dim, name=f"{name}_purifier")(projected))
             for _ in range(self.n_layers):
                 purified = propagate(consts["item_graphs"][name], purified)
-            lifted = propagate(consts["user_items"], jnp.concatenate([user_padding, purified], axis=0))
-            views.append(jnp.concatenate([lifted[:self.num_users], purified], axis=0))
+            user_views.append(lift_to_users(consts["user_items"], purified, self.num_users))
+            item_views.append(purified)
 
-        side = common_specific_side(
-            views, content, TorchLinear(self.embed_dim, name="query_hidden"),
-            TorchLinear(1, use_bias=False, name="query_score"),
-            [TorchLinear(self.embed_dim, name=f"{name}_preference") for name in self.modalities])
-        final = content + side
-        u = self.num_users
-        return MGCNOutput(users=final[:u], items=final[u:], side_users=side[:u], side_items=side[u:],
-                          content_users=content[:u], content_items=content[u:])
+        # The side view is computed row by row, so users and items go through the same layers apart.
+        layers = (TorchLinear(self.embed_dim, name="query_hidden"), TorchLinear(1, use_bias=False, name="query_score"),
+                  [TorchLinear(self.embed_dim, name=f"{name}_preference") for name in self.modalities])
+        side_users = common_specific_side(user_views, content_users, *layers)
+        side_items = common_specific_side(item_views, content_items, *layers)
+        return MGCNOutput(users=content_users + side_users, items=content_items + side_items,
+                          side_users=side_users, side_items=side_items,
+                          content_users=content_users, content_items=content_items)
+
+
+def lift_to_users(user_items: Any, item_vectors: jax.Array, num_users: int) -> jax.Array:
+    """R̂ x_items [U, d]: over the rectangular CSR block R̂ (the sparse path), or over R̂ as a graph of
+    U + I nodes (the segment_sum path), propagating [0; x_items] and keeping the user rows."""
+    if isinstance(user_items, SparseAdjacency):
+        return propagate(user_items, item_vectors)
+    padded = jnp.concatenate([jnp.zeros((num_users, item_vectors.shape[1]), item_vectors.dtype), item_vectors])
+    return propagate(user_items, padded)[:num_users]
 
 
 def mgcn_loss(out: MGCNOutput, batch: Batch, reg_weight: float, cl_weight: float, temperature: float,
@@ -139,10 +152,16 @@ def mgcn_parts(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,
     modalities = selected_modalities(cfg, dataset)
     bipartite = user_item_graph(dataset.train, dataset.num_users, dataset.num_items)
     user_items = user_item_block(bipartite, dataset.num_users)
+    if cfg.propagation == "sparse":  # CSR blocks of the train graph: no [U + I] tables to concatenate
+        blocks = bipartite_adjacency(bipartite, dataset.num_users)
+        adjacency = blocks if behaviour_graph is None else propagation_graph(behaviour_graph, cfg.propagation)
+        lift = blocks.user_items
+    else:
+        adjacency = propagation_graph(bipartite if behaviour_graph is None else behaviour_graph, cfg.propagation)
+        lift = propagation_graph(user_items, cfg.propagation)
     consts = {
-        "adjacency": on_device(propagation_graph(bipartite if behaviour_graph is None else behaviour_graph,
-                                                 cfg.propagation)),
-        "user_items": on_device(propagation_graph(user_items, cfg.propagation)),
+        "adjacency": on_device(adjacency),
+        "user_items": on_device(lift),
         "item_graphs": {name: item_knn_graph(cfg, dataset, {name: 1.0}) for name in modalities},
     }
     features = modality_features(dataset, modalities)
