@@ -18,7 +18,9 @@ copying them to the device. A floor: every op's operand and result bytes (as com
 step) over the machine's memory bandwidth (measured here: the best of a numpy copy and an XLA elementwise
 pass over 256 MiB), i.e. how fast the step would be if each op only streamed its inputs and outputs through
 memory once. It is a rough bound both ways: a gather counts its whole table though it reads some rows, and
-data that stays in cache moves faster than memory.
+data that stays in cache moves faster than memory. The essential floor is what any step of the model must
+stream at least: eight passes over the parameter bytes (parameters, Adam's two moments and the gradient, each
+read and written) and each graph product's CSR arrays once.
 
   python experiments/profile_step.py --model lightgcn --data ../shared/data/baby --out results/x.json
   python experiments/profile_step.py --model mgcn --data ../shared/data/tiktok
@@ -274,6 +276,13 @@ def profile(spec: str, data_dir: str | None, epochs: int, top: int = 25) -> dict
         part["forward_ms"], part["backward_ms"] = round(part["forward_ms"], 3), round(part["backward_ms"], 3)
     wall_ms = float(np.median(walls)) * 1e3 / trainer.steps_per_epoch
     floor_ms = sum(p["floor_ms_per_step"] for p in parts.values())
+    # What any step of this model must move at least: the parameters read and written, Adam's two moments
+    # read and written, the gradient written and read (8 passes over the parameter bytes), and each graph
+    # product's CSR arrays read once.
+    param_bytes = sum(int(np.prod(leaf.shape[1:])) * leaf.dtype.itemsize
+                      for leaf in jax.tree_util.tree_leaves(state.params))
+    graph_bytes = sum(8 * nonzeros * op_runs.get(name, 0) / steps for name, (nonzeros, _) in products.items())
+    essential_ms = (8 * param_bytes + graph_bytes) / best_bandwidth * 1e3
     return {"model": spec, "dataset": dataset.name, "dataset_checksum": dataset.checksum,
             "steps_per_epoch": trainer.steps_per_epoch, "batch_size": int(config.train.batch_size),
             "profiled_epochs": epochs, "module": module, "ops_timed": len(op_seconds),
@@ -285,6 +294,9 @@ def profile(spec: str, data_dir: str | None, epochs: int, top: int = 25) -> dict
                                  "sharding_and_copy": round(shard_seconds * 1e3 / trainer.steps_per_epoch, 3)},
             "parts": parts, "top_ops": top_ops, "memory_bandwidth": bandwidth,
             "floor_ms_per_step": round(floor_ms, 3),
+            "parameter_bytes": param_bytes,
+            "essential_traffic_floor_ms_per_step": round(essential_ms, 3),
+            "step_over_essential_floor": round(wall_ms / essential_ms, 2) if essential_ms else None,
             "step_over_floor": round(wall_ms / floor_ms, 2) if floor_ms else None}
 
 
