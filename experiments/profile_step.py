@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 from experiments.bench_epoch import emit_benchmark, load_config  # noqa: E402
 from mmjax.graph.propagate import PROPAGATION_SCOPE, SparseAdjacency, propagate  # noqa: E402
-from mmjax.train.loop import EpochTrainer  # noqa: E402
+from mmjax.train.loop import GRADIENT_SCOPE, OPTIMISER_SCOPE, EpochTrainer  # noqa: E402
 from mmjax.train.losses import LOSS_SCOPE  # noqa: E402
 from mmjax.train.parallel import replicate, shard_batches  # noqa: E402
 from mmjax.train.train import prepare  # noqa: E402
@@ -155,13 +155,13 @@ def model_layer(op_name: str) -> str:
 def part_of(instruction: dict) -> str:
     """The PARTS entry of one instruction, from its source name scope and kind."""
     op_name = instruction["op_name"]
-    if "optimiser_update" in op_name:
+    if OPTIMISER_SCOPE in op_name:
         return "optimiser update"
     if PROPAGATION_SCOPE in op_name:
         return "propagation"
     if LOSS_SCOPE in op_name:
         return "loss terms"
-    if "loss_and_gradient" in op_name:
+    if GRADIENT_SCOPE in op_name:
         return "gradient scatter" if instruction["scatter"] else "other model ops"
     return "step bookkeeping"
 

@@ -151,6 +151,16 @@ def lightgcn_layers_bipartite(graph: BipartiteAdjacency, users: jax.Array, items
     return jnp.mean(jnp.stack(user_layers, axis=0), axis=0), jnp.mean(jnp.stack(item_layers, axis=0), axis=0)
 
 
+def lightgcn_user_item(graph: Graph | BipartiteAdjacency, users: jax.Array, items: jax.Array,
+                       num_layers: int) -> tuple[jax.Array, jax.Array]:
+    """(users, items) of lightgcn_layers over a user-item graph: over its two blocks when it is a
+    BipartiteAdjacency, else over [users; items] split back."""
+    if isinstance(graph, BipartiteAdjacency):
+        return lightgcn_layers_bipartite(graph, users, items, num_layers)
+    final = lightgcn_layers(graph, jnp.concatenate([users, items], axis=0), num_layers)
+    return final[:users.shape[0]], final[users.shape[0]:]
+
+
 def propagate_sparse(adj: SparseAdjacency, x: jax.Array) -> jax.Array:
     """Fast path: Â x, with gradient Âᵀ g wrt x (Â itself when symmetric); no gradient wrt Â."""
     transpose = adj.matrix if adj.transpose is None else adj.transpose

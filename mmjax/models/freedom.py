@@ -21,12 +21,11 @@ from flax import struct
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import check_fields
-from mmjax.graph import (BipartiteAdjacency, Graph, bipartite_adjacency, lightgcn_layers, lightgcn_layers_bipartite,
-                         propagate, user_item_graph)
+from mmjax.graph import Graph, lightgcn_user_item, propagate
 from mmjax.graph.dropout import BipartiteEdges, bipartite_edges, degree_sensitive_dropout, kept_edge_count
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
-from mmjax.models.inputs import (interaction_graph, item_knn_graph, modality_features, modality_weights, on_device,
+from mmjax.models.inputs import (interaction_blocks, item_knn_graph, modality_features, modality_weights,
                                  selected_modalities)
 from mmjax.models.outputs import Embeddings
 from mmjax.nn.linear import TorchLinear
@@ -63,11 +62,7 @@ class FREEDOM(nn.Module):
         item_view = items
         for _ in range(self.n_mm_layers):
             item_view = propagate(inputs.item_graph, item_view)
-        if isinstance(inputs.graph, BipartiteAdjacency):  # the sparse path: Â's two blocks, tables apart
-            final_users, final_items = lightgcn_layers_bipartite(inputs.graph, users, items, self.n_ui_layers)
-        else:
-            final = lightgcn_layers(inputs.graph, jnp.concatenate([users, items], axis=0), self.n_ui_layers)
-            final_users, final_items = final[:self.num_users], final[self.num_users:]
+        final_users, final_items = lightgcn_user_item(inputs.graph, users, items, self.n_ui_layers)
         out = Embeddings(users=final_users, items=final_items + item_view, ego_users=users, ego_items=items)
         projections = {}
         if project:
@@ -122,10 +117,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     num_keep = kept_edge_count(num_edges, dropout)
     # the sparse path keeps Â as its two blocks (BipartiteAdjacency), the epoch's dropped graph as well
     kind = "blocks" if cfg.propagation == "sparse" else cfg.propagation
-    graph = (on_device(bipartite_adjacency(user_item_graph(dataset.train, dataset.num_users, dataset.num_items),
-                                           dataset.num_users)) if kind == "blocks" else interaction_graph(cfg, dataset))
     consts = FreedomInputs(
-        graph=graph,
+        graph=interaction_blocks(cfg, dataset),
         # MMRec's FREEDOM gives every kept neighbour value 1 before normalising (knn_weighted False).
         item_graph=item_knn_graph(cfg, dataset, modality_weights(modalities, float(cfg.mm_image_weight)),
                                   weighted=bool(cfg.knn_weighted)),

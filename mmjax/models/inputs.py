@@ -11,7 +11,8 @@ import numpy as np
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, DataError
-from mmjax.graph import Graph, knn_cosine_edges, mixed_knn_graph, propagation_graph, user_item_graph
+from mmjax.graph import (BipartiteAdjacency, Graph, bipartite_adjacency, knn_cosine_edges, mixed_knn_graph,
+                         propagation_graph, user_item_graph)
 
 
 def on_device(tree):
@@ -23,6 +24,15 @@ def interaction_graph(cfg: ml_collections.ConfigDict, dataset: InteractionDatase
     """Â of the train interactions, in the representation cfg.propagation names."""
     return on_device(propagation_graph(user_item_graph(dataset.train, dataset.num_users, dataset.num_items),
                                        cfg.propagation))
+
+
+def interaction_blocks(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> Graph | BipartiteAdjacency:
+    """Â of the train interactions for models that keep user and item tables apart: on the sparse path its
+    two CSR blocks (the same products, no [U + I] table), else interaction_graph's representation."""
+    if cfg.propagation != "sparse":
+        return interaction_graph(cfg, dataset)
+    return on_device(bipartite_adjacency(user_item_graph(dataset.train, dataset.num_users, dataset.num_items),
+                                         dataset.num_users))
 
 
 def selected_modalities(cfg: ml_collections.ConfigDict, dataset: InteractionDataset,

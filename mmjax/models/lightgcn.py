@@ -8,11 +8,10 @@ from flax import linen as nn
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
-from mmjax.graph import (BipartiteAdjacency, Graph, bipartite_adjacency, lightgcn_layers, lightgcn_layers_bipartite,
-                         user_item_graph)
+from mmjax.graph import Graph, lightgcn_user_item
 from mmjax.models.base import GraphModel, embedding_model
 from mmjax.models.initializers import embedding_initializer
-from mmjax.models.inputs import interaction_graph, on_device
+from mmjax.models.inputs import interaction_blocks
 from mmjax.models.outputs import Embeddings
 
 
@@ -30,12 +29,8 @@ class LightGCN(nn.Module):
         initializer = embedding_initializer(self.embedding_init)
         users = self.param("user_embedding", initializer, (self.num_users, self.embed_dim), jnp.float32)
         items = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
-        if isinstance(graph, BipartiteAdjacency):  # the sparse path: the two blocks, no [U + I] table
-            final_users, final_items = lightgcn_layers_bipartite(graph, users, items, self.n_layers)
-            return Embeddings(users=final_users, items=final_items, ego_users=users, ego_items=items)
-        final = lightgcn_layers(graph, jnp.concatenate([users, items], axis=0), self.n_layers)
-        return Embeddings(users=final[:self.num_users], items=final[self.num_users:],
-                          ego_users=users, ego_items=items)
+        final_users, final_items = lightgcn_user_item(graph, users, items, self.n_layers)
+        return Embeddings(users=final_users, items=final_items, ego_users=users, ego_items=items)
 
 
 def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphModel:
@@ -44,9 +39,4 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         raise ConfigError(f"model.n_layers: expected >= 0, got {cfg.n_layers}")
     module = LightGCN(num_users=dataset.num_users, num_items=dataset.num_items, embed_dim=cfg.embed_dim,
                       n_layers=cfg.n_layers, embedding_init=cfg.init)
-    if cfg.propagation == "sparse":  # the CSR path as Â's two blocks (same products, no concatenation)
-        graph = on_device(bipartite_adjacency(user_item_graph(dataset.train, dataset.num_users, dataset.num_items),
-                                              dataset.num_users))
-    else:
-        graph = interaction_graph(cfg, dataset)
-    return embedding_model(module, graph, float(cfg.reg_weight))
+    return embedding_model(module, interaction_blocks(cfg, dataset), float(cfg.reg_weight))

@@ -21,8 +21,8 @@ from flax import struct
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import check_fields
-from mmjax.graph import (BipartiteAdjacency, SparseAdjacency, bipartite_adjacency, lightgcn_layers,
-                         lightgcn_layers_bipartite, propagate, propagation_graph, user_item_block, user_item_graph)
+from mmjax.graph import (SparseAdjacency, bipartite_adjacency, lightgcn_user_item, propagate, propagation_graph,
+                         user_item_block, user_item_graph)
 from mmjax.models.base import Batch, GraphModel, batch_scores
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
@@ -81,12 +81,8 @@ class MGCN(nn.Module):
         initializer = embedding_initializer(self.embedding_init)
         users = self.param("user_embedding", initializer, (self.num_users, self.embed_dim), jnp.float32)
         items = self.param("item_embedding", initializer, (self.num_items, self.embed_dim), jnp.float32)
-        adjacency = consts["adjacency"]
-        if isinstance(adjacency, BipartiteAdjacency):  # the behaviour view, over Â's two blocks
-            content_users, content_items = lightgcn_layers_bipartite(adjacency, users, items, self.n_ui_layers)
-        else:  # any other graph over U + I nodes (EGRA's enhanced one)
-            content = lightgcn_layers(adjacency, jnp.concatenate([users, items], axis=0), self.n_ui_layers)
-            content_users, content_items = content[:self.num_users], content[self.num_users:]
+        # the behaviour view: over Â's two blocks, or any other graph over U + I nodes (EGRA's enhanced one)
+        content_users, content_items = lightgcn_user_item(consts["adjacency"], users, items, self.n_ui_layers)
 
         user_views, item_views = [], []
         for name, dim in zip(self.modalities, self.feature_dims):

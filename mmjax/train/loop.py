@@ -67,6 +67,9 @@ def global_loss_and_grads(task: Task, params: Any, consts: Any, batch: dict[str,
     return loss, parts, jax.lax.pmean(grads, AXIS)
 
 
+GRADIENT_SCOPE, OPTIMISER_SCOPE = "loss_and_gradient", "optimiser_update"  # a step's two halves, in profiles
+
+
 def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
                      on_step: Callable[[Any], None] | None = None) -> Callable:
     """A pmapped (state, consts, batches) -> (state, per-step losses, mean loss parts) over one epoch.
@@ -87,9 +90,9 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
         if task.schedule is not None and task.schedule.at_step is not None:
             schedule = task.schedule.at_step(schedule, state.step, steps_per_epoch)
         # named scopes label the compiled program's ops for profiles (experiments/profile_step.py) only
-        with jax.named_scope("loss_and_gradient"):
+        with jax.named_scope(GRADIENT_SCOPE):
             loss, parts, grads = global_loss_and_grads(task, state.params, consts, batch, step_rng, schedule)
-        with jax.named_scope("optimiser_update"):
+        with jax.named_scope(OPTIMISER_SCOPE):
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
         new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1, rng=rng)
