@@ -71,7 +71,7 @@ def time_model(spec: str, data_dir: str | None, epochs: int) -> dict:
     train_seconds, eval_seconds = [], []
     for epoch in range(epochs + 1):  # epoch 0 compiles
         start = time.perf_counter()
-        state, losses, _ = trainer.run_epoch(state, epoch)
+        state, losses, _, _ = trainer.run_epoch(state, epoch)
         train_seconds.append(time.perf_counter() - start)
         eval_seconds.append(eval_pass(state))
         if not np.isfinite(losses).all():

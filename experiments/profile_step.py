@@ -208,7 +208,7 @@ def profile(spec: str, data_dir: str | None, epochs: int, top: int = 25) -> dict
     dataset, task = prepare(config)
     trainer = EpochTrainer.build(task, config.train)
     state = replicate(trainer.initial_state(int(config.train.seed)))
-    state, _, _ = trainer.run_epoch(state, 0)  # compiles
+    state, _, _, _ = trainer.run_epoch(state, 0)  # compiles
     host_batches = [task.epoch_batches(epoch) for epoch in range(1, epochs + 1)]
     start = time.perf_counter()
     sharded = [shard_batches(b) for b in host_batches]
@@ -223,7 +223,7 @@ def profile(spec: str, data_dir: str | None, epochs: int, top: int = 25) -> dict
         jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
         for batches in sharded:
             start = time.perf_counter()
-            state, losses, _ = trainer.train_epoch(state, trainer.replicated_consts, batches)
+            state, losses, _, _ = trainer.train_epoch(state, trainer.replicated_consts, batches)
             jax.block_until_ready(losses)
             walls.append(time.perf_counter() - start)
         jax.profiler.stop_trace()

@@ -347,6 +347,10 @@ def test_cli_refusals_are_one_line(tmp_path):
     line = one_error_line(run_cli(tmp_path / "diverged", "--config.train.batch_size=100000",
                                   "--config.train.learning_rate=1e30"), 1)
     assert "non-finitely" in line and "no checkpoint was saved" in line
+    # a step size beyond float32: the one step's loss is finite, the parameters it leaves are not
+    line = one_error_line(run_cli(tmp_path / "diverged_params", "--config.train.batch_size=100000",
+                                  "--config.train.learning_rate=1e39"), 1)
+    assert "updated parameters hold NaN or inf" in line and "no checkpoint was saved" in line
 
 
 @contextlib.contextmanager

@@ -427,7 +427,7 @@ def test_the_compiled_initialisation_gives_the_op_by_op_parameters():
     """MAGNET's init is jitted for startup time; the parameters must be those of the eager forward pass."""
     model = build_model(magnet_config().model, dataset())
     rng = jax.random.PRNGKey(3)
-    compiled, eager = model.init(rng), model.init.__wrapped__(rng)
+    compiled, eager = model.init(rng), model.init.op_by_op(rng)
     leaves = jax.tree_util.tree_leaves(compiled)
     assert len(leaves) == len(jax.tree_util.tree_leaves(eager)) > 0
     for a, b in zip(leaves, jax.tree_util.tree_leaves(eager)):

@@ -60,3 +60,23 @@ def test_xavier_normal_is_torchs_untruncated_normal():
     std = np.sqrt(2.0 / (4000 + 64))
     assert abs(table.std() / std - 1.0) < 0.01
     assert np.mean(np.abs(table) > 2 * std) > 0.03  # ~4.6 % for a normal, 0 when truncated at 2 sigma
+
+
+@pytest.mark.parametrize("model", ["bpr", "lightgcn", "freedom", "mgcn", "rlmultimodalrec", "magnet"])
+def test_the_compiled_init_gives_the_op_by_op_parameters(model):
+    """Graph models create their parameters in one compiled program (models/base.compiled_init, for startup
+    time): the parameters must be the op-by-op init's, bit for bit."""
+    import os
+
+    from mmjax.config_files import load_config_file
+    from mmjax.data.synthetic import make_synthetic
+    from mmjax.models import build_model
+
+    config = load_config_file(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", f"{model}.py"))
+    config.model.knn_k = 5
+    built = build_model(config.model, make_synthetic(num_users=120, num_items=80, seed=5))
+    rng = jax.random.PRNGKey(3)
+    compiled, op_by_op = built.init(rng), built.init.op_by_op(rng)
+    assert jax.tree_util.tree_structure(compiled) == jax.tree_util.tree_structure(op_by_op)
+    for a, b in zip(jax.tree_util.tree_leaves(compiled), jax.tree_util.tree_leaves(op_by_op)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

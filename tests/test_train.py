@@ -132,7 +132,7 @@ def test_the_progress_bar_sees_every_step_and_changes_no_number(tmp_path):
         losses = []
         for epoch in range(2):
             bar.start(epoch, trainer.steps_per_epoch)
-            state, step_losses, _ = trainer.run_epoch(state, epoch)
+            state, step_losses, _, _ = trainer.run_epoch(state, epoch)
             bar.stop()
             losses.append(step_losses)
         outcomes.append((np.concatenate(losses), state.params))

@@ -330,20 +330,31 @@ class _DeviceBlocks(NamedTuple):
 _DEVICE_CACHE: weakref.WeakKeyDictionary[EvalSet, dict[int, _DeviceBlocks]] = weakref.WeakKeyDictionary()
 
 
+def bucketed_width(width: int) -> int:
+    """The next power of two >= width (>= 1): the column count ground truth and exclusions are padded to, so
+    that views of one task (valid, test) have equal block shapes and share one compiled block program."""
+    return 1 << max(int(width) - 1, 0).bit_length()
+
+
 def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
-    """Device-resident, block-padded copy of `eval_set`, uploaded once per (EvalSet, block size)."""
+    """Device-resident, block-padded copy of `eval_set`, uploaded once per (EvalSet, block size); ground
+    truth and exclusions padded to bucketed widths."""
     per_set = _DEVICE_CACHE.setdefault(eval_set, {})
     if block_size not in per_set:
         n = eval_set.num_users
         pad = -n % block_size
 
-        def padded(a: np.ndarray, fill: int) -> jax.Array:
-            return jnp.asarray(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), constant_values=fill))
+        def padded(a: np.ndarray, fill: int, width: int | None = None) -> jax.Array:
+            columns = [] if width is None else [(0, width - a.shape[1])]
+            return jnp.asarray(np.pad(a, [(0, pad)] + columns + [(0, 0)] * (a.ndim - 1 - len(columns)),
+                                      constant_values=fill))
 
+        ground_truth, exclude = eval_set.ground_truth, eval_set.exclude
         per_set[block_size] = _DeviceBlocks(
-            users=padded(eval_set.users, 0), ground_truth=padded(eval_set.ground_truth, -1),
-            num_positives=padded((eval_set.ground_truth >= 0).sum(axis=1).astype(np.int32), 0),
-            exclude=padded(eval_set.exclude, eval_set.num_items),
+            users=padded(eval_set.users, 0),
+            ground_truth=padded(ground_truth, -1, bucketed_width(ground_truth.shape[1])),
+            num_positives=padded((ground_truth >= 0).sum(axis=1).astype(np.int32), 0),
+            exclude=padded(exclude, eval_set.num_items, bucketed_width(exclude.shape[1])),
             inputs={name: padded(np.asarray(array), 0) for name, array in eval_set.inputs.items()},
             block_inputs={name: jnp.asarray(array) for name, array in eval_set.block_inputs.items()},
             candidate_mask=None if eval_set.candidates is None else
@@ -351,24 +362,33 @@ def _device_blocks(eval_set: EvalSet, block_size: int) -> _DeviceBlocks:
     return per_set[block_size]
 
 
-@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "metrics", "block_size", "num_items"))
-def _block_sums(score_state: Any, blocks: _DeviceBlocks, start: jax.Array, *, score_fn: ScoreFn,
-                top_k_fn: TopKFn | None, ks: tuple[int, ...], metrics: tuple[str, ...], block_size: int,
-                num_items: int) -> jax.Array:
-    """Sums over the queries of one block of every metric, then the number of its queries with non-finite
-    scores (non_finite_rows): float32 [len(metric_names(ks, metrics)) + 1]."""
+@functools.partial(jax.jit, static_argnames=("block_size",))
+def _take_block(blocks: _DeviceBlocks, start: jax.Array, block_size: int) -> _DeviceBlocks:
+    """The block of `block_size` queries from `start` (a multiple of block_size) of a view's device copy."""
     def take(a: jax.Array) -> jax.Array:
         return jax.lax.dynamic_slice_in_dim(a, start, block_size)
 
-    exclude, num_positives = take(blocks.exclude), take(blocks.num_positives)
-    query = {"users": take(blocks.users), **{name: take(a) for name, a in blocks.inputs.items()},
-             **{name: jax.lax.dynamic_index_in_dim(a, start // block_size, keepdims=False)
-                for name, a in blocks.block_inputs.items()}}
-    top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, query, exclude, max(ks), num_items,
-                                         blocks.candidate_mask)
-    hits = hit_matrix(top_items, take(blocks.ground_truth), num_items)
-    values = per_user_metrics(hits, num_positives, ks, metrics)
-    non_finite = (non_finite_rows(top_scores, exclude, num_items, blocks.candidate_mask) & (num_positives > 0)).sum()
+    return _DeviceBlocks(users=take(blocks.users), ground_truth=take(blocks.ground_truth),
+                         num_positives=take(blocks.num_positives), exclude=take(blocks.exclude),
+                         inputs={name: take(a) for name, a in blocks.inputs.items()},
+                         block_inputs={name: jax.lax.dynamic_index_in_dim(a, start // block_size, keepdims=False)
+                                       for name, a in blocks.block_inputs.items()},
+                         candidate_mask=blocks.candidate_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("score_fn", "top_k_fn", "ks", "metrics", "num_items"))
+def _block_sums(score_state: Any, block: _DeviceBlocks, *, score_fn: ScoreFn, top_k_fn: TopKFn | None,
+                ks: tuple[int, ...], metrics: tuple[str, ...], num_items: int) -> jax.Array:
+    """Sums over the queries of one block (_take_block) of every metric, then the number of its queries with
+    non-finite scores (non_finite_rows): float32 [len(metric_names(ks, metrics)) + 1]. Compiled per block
+    shape, not per view: valid and test of one task share it when their blocks' shapes agree."""
+    query = {"users": block.users, **block.inputs, **block.block_inputs}
+    top_scores, top_items = ranked_top_k(score_fn, top_k_fn, score_state, query, block.exclude, max(ks), num_items,
+                                         block.candidate_mask)
+    hits = hit_matrix(top_items, block.ground_truth, num_items)
+    values = per_user_metrics(hits, block.num_positives, ks, metrics)
+    non_finite = (non_finite_rows(top_scores, block.exclude, num_items, block.candidate_mask)
+                  & (block.num_positives > 0)).sum()
     return jnp.stack([values[name].sum() for name in metric_names(ks, metrics)] + [non_finite.astype(jnp.float32)])
 
 
@@ -402,8 +422,10 @@ def evaluate(score_fn: ScoreFn, score_state: Any, eval_set: EvalSet, ks: Sequenc
         raise ConfigError(f"eval.batch_size: expected a positive int, got {block_size!r}")
     block_size = eval_set.block_size if eval_set.block_inputs else min(int(block_size), eval_set.num_users)
     blocks = _device_blocks(eval_set, block_size)
-    block_sums = functools.partial(_block_sums, score_state, blocks, score_fn=score_fn, top_k_fn=top_k_fn, ks=ks,
-                                   metrics=metrics, block_size=block_size, num_items=eval_set.num_items)
+    def block_sums(start: np.int32) -> jax.Array:
+        return _block_sums(score_state, _take_block(blocks, start, block_size), score_fn=score_fn,
+                           top_k_fn=top_k_fn, ks=ks, metrics=metrics, num_items=eval_set.num_items)
+
     starts = [np.int32(start) for start in range(0, eval_set.num_users, block_size)]
     # XLA's CPU top_k runs on one core; blocks run from a thread per core overlap it with the other work.
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:

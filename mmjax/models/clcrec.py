@@ -39,7 +39,7 @@ from flax import linen as nn
 from mmjax.data import InteractionDataset
 from mmjax.data.dataset import pair_keys
 from mmjax.errors import ConfigError, DataError
-from mmjax.models.base import GraphModel, dot_scores
+from mmjax.models.base import GraphModel, dot_scores, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import selected_modalities
 from mmjax.models.vbpr import item_content
@@ -172,5 +172,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         users, item_ids, content = module.apply(params, consts.content)
         return users, jnp.where(consts.is_warm[:, None], item_ids, content)
 
-    return GraphModel(init=jax.jit(lambda rng: module.init(rng, inputs.content)), loss=loss,
+    return GraphModel(init=compiled_init(module, inputs.content), loss=loss,
                       score_state=score_state, consts=inputs, score_fn=dot_scores)

@@ -50,7 +50,7 @@ from flax import linen as nn
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
-from mmjax.models.base import GraphModel, dot_scores
+from mmjax.models.base import GraphModel, dot_scores, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import selected_modalities
 from mmjax.models.vbpr import item_content
@@ -186,5 +186,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return out.user_vectors, out.item_vectors
 
     init_keep = np.ones(dataset.num_items, np.float32)
-    return GraphModel(init=jax.jit(lambda rng: module.init(rng, inputs, init_keep)), loss=loss,
+    return GraphModel(init=compiled_init(module, inputs, init_keep), loss=loss,
                       score_state=score_state, consts=inputs, score_fn=dot_scores)

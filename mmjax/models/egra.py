@@ -40,7 +40,7 @@ import numpy as np
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError, check_fields
 from mmjax.graph import content_augmented_graph, knn_cosine_edges
-from mmjax.models.base import Batch, GraphModel, batch_scores
+from mmjax.models.base import Batch, GraphModel, batch_scores, compiled_init
 from mmjax.models.inputs import content_edges, selected_modalities
 from mmjax.models.mgcn import MGCNOutput, mgcn_parts
 from mmjax.train.losses import batch_sum, bpr_loss, info_nce, l2_normalize, squared_norm_penalty
@@ -220,5 +220,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
             arrays[f"{kind}_alignment_weight"] = weighting.weights(degrees, jnp.ones_like(degrees), None)
         return arrays
 
-    return GraphModel(init=lambda rng: module.init(rng, init_consts), loss=loss, score_state=score_state,
+    return GraphModel(init=compiled_init(module, init_consts), loss=loss, score_state=score_state,
                       consts=consts, schedule=strength.as_epoch_schedule(), inspect=inspect)

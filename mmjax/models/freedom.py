@@ -23,7 +23,7 @@ from mmjax.data import InteractionDataset
 from mmjax.errors import check_fields
 from mmjax.graph import Graph, lightgcn_user_item, propagate
 from mmjax.graph.dropout import BipartiteEdges, bipartite_edges, degree_sensitive_dropout, kept_edge_count
-from mmjax.models.base import Batch, GraphModel, batch_scores
+from mmjax.models.base import Batch, GraphModel, batch_scores, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import (interaction_blocks, item_knn_graph, modality_features, modality_weights,
                                  selected_modalities)
@@ -136,6 +136,6 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         out, _ = module.apply(params, consts)
         return out.users, out.items
 
-    return GraphModel(init=lambda rng: module.init(rng, consts, project=True),
+    return GraphModel(init=compiled_init(module, consts, project=True),
                       loss=functools.partial(freedom_loss, module, reg_weight), score_state=score_state,
                       consts=consts, prepare_epoch=prepare_epoch)

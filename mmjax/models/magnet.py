@@ -32,7 +32,7 @@ from mmjax.errors import ConfigError, check_fields
 from mmjax.eval.pruning import bounded_top_k, padded_upper
 from mmjax.graph import (content_augmented_graph, lightgcn_layers, propagate, propagation_graph, user_item_block,
                          user_item_graph)
-from mmjax.models.base import Batch, GraphModel
+from mmjax.models.base import Batch, GraphModel, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import content_edges, item_knn_graph, modality_features, on_device, selected_modalities
 from mmjax.nn.experts import (ROLES, GraphExperts, PairRouter, RouterSide, balance_divergence, normalised_entropy,
@@ -557,10 +557,7 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
     sources = ("behaviour",) + modalities
     labels = tuple(f"{role}/{sources[index % len(sources)]}" for index, role in
                    ((i, ROLES[i // len(sources)]) for i in range(module.num_experts)))
-    # Compiled: the parameters are created by a forward pass over the graphs, seconds op by op on tiktok
-    # (the same parameters, bit for bit).
-    init = jax.jit(lambda rng: module.init(rng, consts))
-    return GraphModel(init=init, loss=loss, score_state=score_state, consts=consts,
+    return GraphModel(init=compiled_init(module, consts), loss=loss, score_state=score_state, consts=consts,
                       score_fn=score_fn, top_k_fn=top_k_fn if rank_candidates else None, schedule=schedule,
                       route=route if cfg.moe_fusion == "router" else None,
                       expert_labels=labels if cfg.experts == "template" else

@@ -29,7 +29,7 @@ from flax import linen as nn
 
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
-from mmjax.models.base import GraphModel, dot_scores
+from mmjax.models.base import GraphModel, dot_scores, compiled_init
 from mmjax.models.inputs import modality_features, selected_modalities
 from mmjax.nn.linear import TorchLinear, torch_default_uniform
 from mmjax.train.losses import batch_sum, bpr_loss
@@ -199,5 +199,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         return {**{f"gate/{name}": out.gate[:, m] for m, name in enumerate(modalities)},
                 **{f"experts/{name}": out.expert_weights[m] for m, name in enumerate(modalities)}}
 
-    return GraphModel(init=jax.jit(lambda rng: module.init(rng, inputs)), loss=loss, score_state=score_state,
+    return GraphModel(init=compiled_init(module, inputs), loss=loss, score_state=score_state,
                       consts=inputs, score_fn=dot_scores, inspect=inspect)

@@ -23,7 +23,7 @@ from mmjax.data import InteractionDataset
 from mmjax.errors import check_fields
 from mmjax.graph import (SparseAdjacency, bipartite_adjacency, lightgcn_user_item, propagate, propagation_graph,
                          user_item_block, user_item_graph)
-from mmjax.models.base import Batch, GraphModel, batch_scores
+from mmjax.models.base import Batch, GraphModel, batch_scores, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import item_knn_graph, modality_features, on_device, selected_modalities
 from mmjax.nn import TorchLinear
@@ -185,5 +185,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
         out: MGCNOutput = module.apply(params, consts)
         return out.users, out.items
 
-    return GraphModel(init=lambda rng: module.init(rng, init_consts), loss=loss, score_state=score_state,
+    return GraphModel(init=compiled_init(module, init_consts), loss=loss, score_state=score_state,
                       consts=consts)

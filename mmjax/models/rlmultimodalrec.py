@@ -18,7 +18,7 @@ from flax import struct
 from mmjax.data import InteractionDataset
 from mmjax.errors import ConfigError
 from mmjax.graph import Graph, lightgcn_layers
-from mmjax.models.base import GraphModel, batch_scores
+from mmjax.models.base import GraphModel, batch_scores, compiled_init
 from mmjax.models.initializers import embedding_initializer
 from mmjax.models.inputs import interaction_graph, modality_features, selected_modalities
 from mmjax.models.outputs import Embeddings
@@ -127,5 +127,5 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
             out["content_scale"] = params["params"]["content_scale"]
         return out
 
-    return GraphModel(init=lambda rng: module.init(rng, inputs), loss=loss, score_state=score_state,
+    return GraphModel(init=compiled_init(module, inputs), loss=loss, score_state=score_state,
                       consts=inputs, inspect=inspect)

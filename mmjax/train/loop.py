@@ -29,7 +29,7 @@ from mmjax.train.checkpoint import RunCheckpoints, run_identity
 from mmjax.train.progress import StepBar, wants_bar
 from mmjax.train.parallel import (AXIS, check_global_batch, is_primary_host, replicate, shard_batches,
                                   unreplicate)
-from mmjax.train.state import RunProgress, TrainState, is_finite
+from mmjax.train.state import RunProgress, TrainState, all_finite
 from mmjax.train.schedule import EpochSchedule
 from mmjax.train.task import Task
 from mmjax.train.workdir_lock import workdir_lock
@@ -107,7 +107,8 @@ def make_train_epoch(task: Task, optimizer: optax.GradientTransformation,
         mean_parts = jax.tree_util.tree_map(jnp.mean, parts)
         if task.schedule is not None:
             state = state.replace(schedule=task.schedule.update(state.schedule, mean_parts))
-        return state, losses, mean_parts
+        # a finite loss does not mean finite updated parameters; checked here, not by a program of its own
+        return state, losses, mean_parts, all_finite(state.params)
 
     return jax.pmap(train_epoch, axis_name=AXIS, donate_argnums=0)
 
@@ -227,14 +228,16 @@ class EpochTrainer:
         return TrainState(params=params, opt_state=self.optimizer.init(params), step=jnp.zeros((), jnp.int32),
                           rng=train_rng, schedule=self.task.initial_schedule())
 
-    def run_epoch(self, replicated_state: TrainState, epoch: int) -> tuple[TrainState, np.ndarray, dict[str, float]]:
-        """The replicated state after `epoch`, its per-step global-batch losses (a host array) and the
-        epoch's mean loss parts."""
+    def run_epoch(self, replicated_state: TrainState,
+                  epoch: int) -> tuple[TrainState, np.ndarray, dict[str, float], bool]:
+        """The replicated state after `epoch`, its per-step global-batch losses (a host array), the
+        epoch's mean loss parts and whether the updated parameters are all finite."""
         host_batches = self.first_batches if epoch == 0 else self.task.epoch_batches(epoch)
-        state, losses, parts = self.train_epoch(replicated_state, self.replicated_consts,
-                                                shard_batches(host_batches))
+        state, losses, parts, finite = self.train_epoch(replicated_state, self.replicated_consts,
+                                                        shard_batches(host_batches))
         # every device holds the same global-batch values
-        return state, np.asarray(losses[0]), {name: float(value[0]) for name, value in parts.items()}
+        return (state, np.asarray(losses[0]), {name: float(value[0]) for name, value in parts.items()},
+                bool(finite[0]))
 
 
 def first_non_finite(losses: np.ndarray) -> int | None:
@@ -360,7 +363,7 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
         epoch_schedule = unreplicate(replicated_state.schedule)
         start = time.perf_counter()
         with bar.epoch(epoch, steps_per_epoch) if bar is not None else contextlib.nullcontext():
-            new_state, losses, parts = trainer.run_epoch(replicated_state, epoch)
+            new_state, losses, parts, params_finite = trainer.run_epoch(replicated_state, epoch)
         train_seconds = time.perf_counter() - start
         bad_step = first_non_finite(losses)
         if bad_step is not None:
@@ -368,7 +371,7 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
                            epoch, checkpoints)
         replicated_state = new_state
         params = unreplicate(replicated_state.params)
-        if not is_finite(params):  # a finite loss does not mean finite updated parameters
+        if not params_finite:
             raise diverged("the loss was finite but the updated parameters hold NaN or inf", epoch, checkpoints)
         schedule_info = None if task.schedule is None else {
             "trained_with": task.schedule.to_host(epoch_schedule),
@@ -385,32 +388,34 @@ def train_epochs(task: Task, trainer: EpochTrainer, state: TrainState, checkpoin
             stopper = progress.stopper.update(spec.selection_value(selected), epoch, count_bad=count_bad,
                                               later_ties=spec.later_ties)
             improved = stopper.improved_at(epoch)
-            if improved:
-                best = {task.select_on: selected}
-                for view in report_views:
-                    view_state = state_to_score if view not in task.view_consts else \
-                        score_state(params, task.view_consts[view], epoch_schedule)
-                    best[view] = run_eval(view_state, view, epoch)
-                best_info = dict(best)
-                if schedule_info is not None:
-                    best_info["schedule"] = schedule_info["trained_with"]
-                checkpoints.save_best(epoch, params, best_info)
             record["best"] = improved
         if schedule_info is not None:
             record["schedule"] = schedule_info
         if commit is not None:
             record["commit"] = commit
-        writer.epoch(record)
-        progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best=best,
-                               records=progress.records + (record,))
+        # The line goes out once the selection view is scored; the report views and the best checkpoint follow.
         summary = epoch_summary(parts, task.schedule, schedule_info)
         folded = len(parts) > 3 or task.schedule is not None  # a long line of loss parts goes on its own line
         logger.info("epoch %4d | loss %.4f | %s | %.2fs train%s%s%s | %s%s", epoch, record["loss"],
                     format_metrics(task.select_on, record.get(task.select_on, {}), spec.headline())
                     if task.select_on in record else "not evaluated", train_seconds,
                     f" {record['eval_seconds']:.2f}s eval" if "eval_seconds" in record else "",
-                    " *" if improved else "", "" if folded else summary, time_left(progress.records, num_epochs),
+                    " *" if improved else "", "" if folded else summary,
+                    time_left(progress.records + (record,), num_epochs),
                     "\n           " + summary.removeprefix(" | ") if folded and summary else "")
+        if improved:
+            best = {task.select_on: selected}
+            for view in report_views:
+                view_state = state_to_score if view not in task.view_consts else \
+                    score_state(params, task.view_consts[view], epoch_schedule)
+                best[view] = run_eval(view_state, view, epoch)
+            best_info = dict(best)
+            if schedule_info is not None:
+                best_info["schedule"] = schedule_info["trained_with"]
+            checkpoints.save_best(epoch, params, best_info)
+        writer.epoch(record)
+        progress = RunProgress(epochs_done=epoch + 1, stopper=stopper, best=best,
+                               records=progress.records + (record,))
         finished = progress.epochs_done == num_epochs or stopper.should_stop(patience)
         if finished or progress.epochs_done % checkpoint_every == 0:
             checkpoints.save_latest(unreplicate(replicated_state), progress)

@@ -12,11 +12,14 @@ import optax
 from flax import struct
 
 
-@jax.jit
-def _all_finite(tree: Any) -> jax.Array:
+def all_finite(tree: Any) -> jax.Array:
+    """bool scalar: every float leaf of a pytree is free of NaN and inf (traceable, e.g. inside a step)."""
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
               if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+_all_finite = jax.jit(all_finite)
 
 
 def is_finite(tree: Any) -> bool:
