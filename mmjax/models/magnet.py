@@ -59,12 +59,12 @@ class Nodes:
     With side_view, behaviour = graph + side: the views' fused graph vectors plus the modalities' side view.
     """
 
-    behaviour: jax.Array  # [N, d]
+    behaviour: jax.Array | None  # [N, d]; None when the side view is left to the rows that need it
     sources: jax.Array  # [K, N, d]
     ego: jax.Array  # [N, d]
     user_degree: jax.Array  # [U] train interactions per user
     graph: jax.Array  # [N, d] the fused dual-view vectors (sources[0] before detach_ids)
-    side: jax.Array | None = None  # [N, d] the side view, with side_view
+    side: jax.Array | None = None  # [N, d] the side view, with side_view (unless left to the rows)
 
 
 @struct.dataclass
@@ -166,7 +166,9 @@ class MAGNET(nn.Module):
         gate = nn.sigmoid(self.view_gate(jnp.concatenate([interaction, content], axis=-1)))
         return interaction + gate * content
 
-    def encode(self, consts: dict[str, Any]) -> Nodes:
+    def encode(self, consts: dict[str, Any], side_on_rows: bool = False) -> Nodes:
+        """Every node's vectors; with side_on_rows the side view (row by row) is left to rows_of,
+        so a training step computes it for its batch's rows alone."""
         ego = jnp.concatenate([self.user_embedding, self.item_embedding], axis=0)
         interaction = (lightgcn_layers(consts["adjacency"], ego, self.n_layers)
                        if self.views in ("both", "interaction") else None)
@@ -187,20 +189,39 @@ class MAGNET(nn.Module):
             users = propagate(consts["user_items"], jnp.concatenate([user_padding, items], axis=0))[:self.num_users]
             sources.append(jnp.concatenate([users, items], axis=0))
         side = None
-        if self.side_view:  # MGCN's common + specific modality view, added into the scored vectors
-            side = common_specific_side(sources[1:], behaviour, self.side_query_hidden, self.side_query_score,
-                                        self.side_preferences)
-        return Nodes(behaviour=behaviour if side is None else behaviour + side, sources=jnp.stack(sources, axis=0),
-                     ego=ego, user_degree=consts["user_degree"], graph=behaviour, side=side)
+        if self.side_view and not side_on_rows:  # MGCN's common + specific modality view, added in
+            side = self.side_view_of(sources[1:], behaviour)
+        scored = None if self.side_view and side_on_rows else behaviour if side is None else behaviour + side
+        return Nodes(behaviour=scored, sources=jnp.stack(sources, axis=0), ego=ego,
+                     user_degree=consts["user_degree"], graph=behaviour, side=side)
 
-    def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None) -> Side:
-        """The Side of node rows (item rows already offset by num_users).
+    def side_view_of(self, modalities: list[jax.Array] | jax.Array, graph: jax.Array) -> jax.Array:
+        """The side view [n, d] of rows from their modality sources [M, n, d] and graph vectors [n, d]."""
+        return common_specific_side(list(modalities), graph, self.side_query_hidden, self.side_query_score,
+                                    self.side_preferences)
+
+    def rows_of(self, nodes: Nodes, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(scored behaviour vectors, modality vectors) [n, d] of node rows: graph + side view and the side
+        view (computed here when encode left it), or without side_view the behaviour vectors and the mean of
+        the rows' modality sources (what the alignment pulls towards the graph vectors)."""
+        if not self.side_view:
+            return nodes.behaviour[rows], jnp.mean(nodes.sources[1:, rows], axis=0)
+        graph = nodes.graph[rows]
+        side = nodes.side[rows] if nodes.side is not None else self.side_view_of(nodes.sources[1:, rows], graph)
+        return graph + side, side
+
+    def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None,
+             behaviour: jax.Array | None = None) -> Side:
+        """The Side of node rows (item rows already offset by num_users); `behaviour` the rows' scored
+        behaviour vectors when the caller has them (rows_of), else they are looked up or computed.
 
         held_out (item ids, one per user row): with history 'mean_loo', the users' modality sources leave
         that item out of their history mean, as at test time, when the ranked item is never in it.
         """
+        if behaviour is None:
+            behaviour = self.rows_of(nodes, rows)[0]
         if self.moe_fusion == "none":  # no expert term: the dual-view graph alone
-            return Side(base=nodes.behaviour[rows], experts=jnp.zeros((1, rows.shape[0], 1)), router=None)
+            return Side(base=behaviour, experts=jnp.zeros((1, rows.shape[0], 1)), router=None)
         # With detach_experts the experts and the router re-score what the encoder learns, never shape it.
         all_sources = jax.lax.stop_gradient(nodes.sources) if self.detach_experts else nodes.sources
         sources = all_sources[:, rows]
@@ -210,7 +231,7 @@ class MAGNET(nn.Module):
         sources = jnp.stack([self.norms[str(k)](s) if str(k) in self.norms else s for k, s in enumerate(sources)])
         experts = self.expert_mlps(sources)
         if self.expert_output == "behaviour_gate":  # each expert re-weights the behaviour vector's dimensions
-            experts = nodes.behaviour[rows][None] * nn.sigmoid(experts)
+            experts = behaviour[None] * nn.sigmoid(experts)
         router = None
         if self.moe_fusion == "concat_mlp":
             stacked = jnp.transpose(experts, (1, 0, 2)).reshape(rows.shape[0], -1)
@@ -218,7 +239,7 @@ class MAGNET(nn.Module):
         elif self.moe_fusion == "router":
             routed = sources[0]
             router = self.router.user_side(routed) if users else self.router.item_side(routed)
-        return Side(base=nodes.behaviour[rows], experts=experts, router=router)
+        return Side(base=behaviour, experts=experts, router=router)
 
     def route_pairs(self, user: RouterSide, item: RouterSide) -> jax.Array:
         return self.router.pair_logits(user, item)
@@ -340,12 +361,16 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
                 axis_name: str | None = None, schedule: dict[str, jax.Array] | None = None):
     """BPR + λ_reg ½‖ego rows‖²/B + routing regulariser; parts include the routing entropy and balance."""
     del rng
-    nodes = module.apply(params, consts, method=MAGNET.encode)
+    nodes = module.apply(params, consts, True, method=MAGNET.encode)
     num_users = module.num_users
+    rows = [batch["users"], batch["positives"] + num_users, batch["negatives"] + num_users]
+    # the side view of the batch's rows only, in one pass: [users; positives; negatives]
+    behaviour, modal = (jnp.split(x, 3) for x in module.apply(params, nodes, jnp.concatenate(rows),
+                                                                method=MAGNET.rows_of))
     # The user's modality history leaves out the positive, for the positive and the negative alike.
-    users = module.apply(params, nodes, batch["users"], True, batch["positives"], method=MAGNET.side)
-    positives = module.apply(params, nodes, batch["positives"] + num_users, False, method=MAGNET.side)
-    negatives = module.apply(params, nodes, batch["negatives"] + num_users, False, method=MAGNET.side)
+    users = module.apply(params, nodes, rows[0], True, batch["positives"], behaviour[0], method=MAGNET.side)
+    positives = module.apply(params, nodes, rows[1], False, None, behaviour[1], method=MAGNET.side)
+    negatives = module.apply(params, nodes, rows[2], False, None, behaviour[2], method=MAGNET.side)
     rho = jnp.zeros((), jnp.float32) if schedule is None else schedule["rho"]
     sparse = rho >= 1.0
     (positive, positive_gates), (negative, negative_gates) = (
@@ -358,7 +383,8 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     total = ranking + cfg["reg_weight"] * reg
     parts = {"bpr": ranking, "reg": reg}
     if cfg["align_weight"] > 0:
-        align = modality_alignment(nodes, batch, num_users, cfg["align_temperature"], axis_name)
+        align = modality_alignment(modal[:2], [nodes.graph[r] for r in rows[:2]], batch["weights"],
+                                   cfg["align_temperature"], axis_name)
         total = total + cfg["align_weight"] * align
         parts["align"] = align
     if gates[0] is not None:
@@ -374,15 +400,12 @@ def magnet_loss(module: MAGNET, cfg: dict[str, Any], params, consts, batch: Batc
     return total, parts
 
 
-def modality_alignment(nodes: Nodes, batch: Batch, num_users: int, temperature: float,
+def modality_alignment(modal: list[jax.Array], graph: list[jax.Array], weights: jax.Array, temperature: float,
                        axis_name: str | None) -> jax.Array:
-    """InfoNCE pulling each batch user's and positive item's modality vector (the side view with side_view,
-    else the mean of its modality sources) towards its graph vector (the other batch rows are the
-    negatives), for users plus items."""
-    modal = jnp.mean(nodes.sources[1:], axis=0) if nodes.side is None else nodes.side
-    weights = batch["weights"]
-    return sum(info_nce(modal[rows], nodes.graph[rows], weights, temperature, axis_name)
-               for rows in (batch["users"], batch["positives"] + num_users))
+    """InfoNCE pulling each batch user's and positive item's modality vector (MAGNET.rows_of: the side view
+    with side_view, else the mean of its modality sources) towards its graph vector (the other batch rows are
+    the negatives), for users plus items: `modal` and `graph` hold the users' rows, then the positives'."""
+    return sum(info_nce(m, g, weights, temperature, axis_name) for m, g in zip(modal, graph))
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
