@@ -195,6 +195,27 @@ def test_compiles_once_and_caches_device_arrays():
     assert ranking._device_blocks(eval_set, 4) is ranking._device_blocks(eval_set, 4)
 
 
+def test_views_of_one_task_share_the_compiled_block_program():
+    """Valid and test differ in users, ground-truth and exclusion widths; padded to bucketed widths their
+    blocks have one shape, so the block program is traced (and compiled) once for both."""
+    traces = []
+
+    def counting_scores(table, query):
+        traces.append(query["users"].shape)
+        return table[query["users"]]
+
+    table = np.random.default_rng(3).random((12, 40)).astype(np.float32)
+    indptr, indices = np.array([0, 3, 5, 9] + [9] * 9), np.array([0, 1, 2, 3, 4, 5, 6, 7, 8], np.int32)
+    valid = build_eval_set(np.array([[0, 10], [1, 11], [2, 12], [2, 13], [2, 15], [5, 14]]), indptr, indices, 40)
+    test = build_eval_set(np.array([[0, 20], [1, 21], [3, 22], [4, 23], [4, 24], [4, 25], [4, 27], [6, 26]]),
+                          indptr, indices, 40)  # ground truth 3 and 4 wide, exclusions 4 and 3: widths 4
+    assert valid.ground_truth.shape[1] != test.ground_truth.shape[1] and valid.num_users != test.num_users
+    for view in (valid, test, valid):
+        evaluate(counting_scores, jnp.asarray(table), view, ks=(5,), block_size=2)
+    assert traces == [(2,)]
+    assert [ranking.bucketed_width(w) for w in (1, 3, 13, 16, 17, 573, 603)] == [1, 4, 16, 16, 20, 640, 640]
+
+
 def test_build_eval_set_layout():
     pairs = np.array([[3, 5], [1, 2], [3, 0], [1, 2], [3, 4]])  # duplicate (1, 2) counts once
     indptr, indices = np.array([0, 1, 1, 3, 4]), np.array([7, 1, 3, 6])
