@@ -42,7 +42,7 @@ from mmjax.errors import ConfigError, check_fields
 from mmjax.graph import content_augmented_graph, knn_cosine_edges
 from mmjax.models.base import Batch, GraphModel, batch_scores, compiled_init
 from mmjax.models.inputs import content_edges, selected_modalities
-from mmjax.models.mgcn import MGCNOutput, mgcn_parts
+from mmjax.models.mgcn import MGCNOutput, batch_rows_output, mgcn_parts
 from mmjax.train.losses import batch_sum, bpr_loss, info_nce, l2_normalize, squared_norm_penalty
 from mmjax.train.schedule import EpochSchedule, Schedule
 
@@ -201,8 +201,8 @@ def build(cfg: ml_collections.ConfigDict, dataset: InteractionDataset) -> GraphM
 
     def loss(params, consts, batch, rng, axis_name=None, schedule=None):
         del rng  # deterministic given the batch
-        return egra_loss(module.apply(params, consts), batch, reg_weight, temperature, weighting,
-                         schedule["strength"], axis_name)
+        out, rows_batch = batch_rows_output(module, params, consts, batch)  # the batch's rows, as MGCN's step
+        return egra_loss(out, rows_batch, reg_weight, temperature, weighting, schedule["strength"], axis_name)
 
     def score_state(params, consts, schedule=None):
         del schedule  # scoring does not depend on the alignment strength
