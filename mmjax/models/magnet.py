@@ -204,10 +204,11 @@ class MAGNET(nn.Module):
         """(scored behaviour vectors, modality vectors) [n, d] of node rows: graph + side view and the side
         view (computed here when encode left it), or without side_view the behaviour vectors and the mean of
         the rows' modality sources (what the alignment pulls towards the graph vectors)."""
-        if not self.side_view:
-            return nodes.behaviour[rows], jnp.mean(nodes.sources[1:, rows], axis=0)
+        if nodes.behaviour is not None:  # encode computed every node's
+            modal = nodes.side[rows] if self.side_view else jnp.mean(nodes.sources[1:, rows], axis=0)
+            return nodes.behaviour[rows], modal
         graph = nodes.graph[rows]
-        side = nodes.side[rows] if nodes.side is not None else self.side_view_of(nodes.sources[1:, rows], graph)
+        side = self.side_view_of(nodes.sources[1:, rows], graph)
         return graph + side, side
 
     def side(self, nodes: Nodes, rows: jax.Array, users: bool, held_out: jax.Array | None = None,
